@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# README command 2: set up the environment (if needed) and run the whole test suite.
+# Offline; about 10 minutes on 2 CPU cores. Extra arguments go to pytest
+# (e.g. local/run_tests.sh -k alignment).
+#
+# Usage: local/run_tests.sh [pytest arguments]
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "${root}"
+local/setup_env.sh --with-tests
+# shellcheck disable=SC1091
+. ./path.sh
+exec python -m pytest -c tests/pytest.ini --rootdir "${root}" tests "$@"
