@@ -34,6 +34,7 @@ install_requires = [
 tests_require = [
     "pytest==9.2.0",
     "hypothesis==6.170.17",
+    "wheel==0.45.1",  # tests build our wheel offline (--no-build-isolation)
 ]
 
 

@@ -5,35 +5,46 @@ module-level dicts when ``espnet2.tasks.gan_tts`` / ``espnet2.tasks.tts`` are im
 For ESPnet's own entry points (``python -m espnet2.bin.gan_tts_train``,
 ``espnet2.bin.tts_inference``, ``Text2Speech.from_pretrained``) to know ``tts: fast_vits``
 in a fresh process, without the user importing this package, the pip package installs
-``espnet2_vits_ext.pth`` into site-packages. Python executes its single line at start-up,
-which calls :func:`install`. That adds a ``sys.meta_path`` finder which does nothing until
-one of the modules in ``_AFTER_IMPORT`` is imported; then, right after that module has run,
-it calls the matching hook. Start-up cost: this file (standard library only), no torch.
+``espnet2_vits_ext.pth`` into site-packages. Python executes its single line at start-up:
+it imports this package, whose ``__init__`` calls :func:`install`. That adds a ``sys.meta_path`` finder which does nothing until
+one of the modules in ``_IMPORT_HOOKS`` is imported, and then runs that module through its
+hook. Start-up cost: this file (standard library only); no torch, no ESPnet.
 
-The same finder keeps ``import g2p_en`` (pulled in by every ``espnet2.tasks`` module)
-from trying NLTK downloads: offline they fail slowly and noisily, see
-:func:`_import_g2p_en_offline`.
+Besides registration, the finder prepares two third-party imports that ESPnet's TTS tasks
+pull in:
+
+* ``g2p_en`` (imported by every ``espnet2.tasks`` module) must not try NLTK downloads:
+  offline they fail slowly and noisily, see :func:`_import_g2p_en_offline`;
+* ``phonemizer`` finds espeak-ng through ``PHONEMIZER_ESPEAK_LIBRARY``; when unset, we
+  point it at the library bundled by the PyPI package ``espeakng-loader``, so a packed
+  voice (``g2p: espeak_ng_english_us_vits``) synthesizes without any system package.
+
+Set ``ESPNET2_VITS_EXT_DISABLE_HOOK=1`` to keep the ``.pth`` file from installing the
+finder at start-up; an explicit ``import espnet2_vits_ext`` still installs it.
 """
 
 import importlib.abc
-import importlib.util
 import os
 import sys
 from typing import Callable, Dict
 
+NLTK_DOWNLOAD_VARIABLE = "ESPNET2_VITS_EXT_NLTK_DOWNLOAD"
 
-def _register_choices(module) -> None:
+
+def _register_choices(task_module) -> None:
     from espnet2_vits_ext.registration import register_tts_choice
 
-    register_tts_choice(module)
+    register_tts_choice(task_module)
 
 
-def _register_virtual_subclass(module) -> None:
+def _register_virtual_subclass(vits_package) -> None:
     from espnet2_vits_ext.registration import register_as_espnet_vits
 
-    register_as_espnet_vits(module)
+    register_as_espnet_vits(vits_package)
 
 
+# Modules whose content we extend right after they ran; also applied by install() to
+# those already imported.
 _AFTER_IMPORT: Dict[str, Callable] = {
     "espnet2.tasks.gan_tts": _register_choices,
     "espnet2.tasks.tts": _register_choices,
@@ -44,10 +55,8 @@ _AFTER_IMPORT: Dict[str, Callable] = {
 class _NoNetworkNltkDownload:
     """Stands in for ``nltk.download`` while ``g2p_en`` runs its module body.
 
-    g2p_en calls ``nltk.download`` at import time when its tagger or CMUdict data is
-    missing. Set ``ESPNET2_VITS_EXT_NLTK_DOWNLOAD=1`` to let it download (online machines).
-    Missing data then surfaces as NLTK's own ``LookupError`` when g2p is first used, which
-    the recipe's text stage turns into an install hint.
+    Missing data then surfaces as NLTK's own ``LookupError`` when g2p_en is first used,
+    which the recipe's text stage turns into an install hint.
     """
 
     def __init__(self):
@@ -59,7 +68,11 @@ class _NoNetworkNltkDownload:
 
 
 def _import_g2p_en_offline(loader, module) -> None:
-    if os.environ.get("ESPNET2_VITS_EXT_NLTK_DOWNLOAD") == "1":
+    """g2p_en calls ``nltk.download`` at import time when its data is missing.
+
+    Set ``ESPNET2_VITS_EXT_NLTK_DOWNLOAD=1`` to let it download (machines online).
+    """
+    if os.environ.get(NLTK_DOWNLOAD_VARIABLE) == "1":
         loader.exec_module(module)
         return
     import nltk
@@ -72,45 +85,69 @@ def _import_g2p_en_offline(loader, module) -> None:
         nltk.download = real_download
 
 
+def _import_phonemizer_with_bundled_espeak(loader, module) -> None:
+    if "PHONEMIZER_ESPEAK_LIBRARY" not in os.environ:
+        try:
+            import espeakng_loader
+        except ImportError:  # no bundled library: phonemizer looks for a system espeak-ng
+            pass
+        else:
+            os.environ["PHONEMIZER_ESPEAK_LIBRARY"] = espeakng_loader.get_library_path()
+            os.environ.setdefault("ESPEAK_DATA_PATH", espeakng_loader.get_data_path())
+    loader.exec_module(module)
+
+
+def _run_then(after: Callable) -> Callable:
+    def run(loader, module) -> None:
+        loader.exec_module(module)
+        after(module)
+
+    return run
+
+
+_IMPORT_HOOKS: Dict[str, Callable] = {
+    **{name: _run_then(after) for name, after in _AFTER_IMPORT.items()},
+    "g2p_en.g2p": _import_g2p_en_offline,
+    "phonemizer": _import_phonemizer_with_bundled_espeak,
+}
+
+
 class _HookedLoader(importlib.abc.Loader):
-    def __init__(self, loader, fullname: str):
+    """Delegates to the real loader; ``exec_module`` goes through the module's hook."""
+
+    def __init__(self, loader, hook: Callable):
         self._loader = loader
-        self._fullname = fullname
+        self._hook = hook
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
 
     def exec_module(self, module) -> None:
-        if self._fullname == "g2p_en.g2p":
-            _import_g2p_en_offline(self._loader, module)
-            return
-        self._loader.exec_module(module)
-        _AFTER_IMPORT[self._fullname](module)
+        self._hook(self._loader, module)
 
 
-class _AfterImportFinder(importlib.abc.MetaPathFinder):
-    _names = set(_AFTER_IMPORT) | {"g2p_en.g2p"}
-
+class _ImportHookFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
-        if fullname not in self._names:
+        hook = _IMPORT_HOOKS.get(fullname)
+        if hook is None:
             return None
-        # Find the real spec with the remaining finders, then wrap its loader.
+        # Let the remaining finders locate the module, then wrap its loader.
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None:
-                    spec.loader = _HookedLoader(spec.loader, fullname)
+                    spec.loader = _HookedLoader(spec.loader, hook)
                 return spec
         return None
 
 
 def install() -> None:
-    """Install the finder once; hook modules that are already imported right away."""
-    if any(isinstance(finder, _AfterImportFinder) for finder in sys.meta_path):
+    """Install the finder once; extend modules that are already imported right away."""
+    if any(isinstance(finder, _ImportHookFinder) for finder in sys.meta_path):
         return
-    sys.meta_path.insert(0, _AfterImportFinder())
-    for name, hook in _AFTER_IMPORT.items():
+    sys.meta_path.insert(0, _ImportHookFinder())
+    for name, after in _AFTER_IMPORT.items():
         if name in sys.modules:
-            hook(sys.modules[name])
+            after(sys.modules[name])
