@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Download the LJSpeech 1.1 archive (resumable, SHA-256 verified) and extract it atomically.
+
+The archive is fetched into ``<download_dir>/<name>.part``. An interrupted download (a dropped
+connection, or a killed process) resumes from the bytes already there with an HTTP Range request;
+a server that ignores Range makes it start over. Only a file whose SHA-256 matches is renamed to
+``<download_dir>/<name>``, so a partial or corrupt file is never taken for the archive; a
+mismatch is an error that removes the bad download. Extraction goes to a temporary directory
+inside ``<download_dir>`` that is renamed to ``<download_dir>/LJSpeech-1.1`` when complete, and a
+``.done`` marker there records the archive's checksum.
+
+Usage: local/download_ljspeech.py [--url URL] [--sha256 HEX] [--retries N] DOWNLOAD_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import logging
+import os
+import shutil
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+DEFAULT_URL = "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"
+DEFAULT_SHA256 = "be1a30453f28eb8dd26af4101ae40cbf2c50413b1bb21936cbcdc6fae3de8aa5"
+CORPUS_NAME = "LJSpeech-1.1"
+CHUNK_BYTES = 1 << 20
+
+log = logging.getLogger("download_ljspeech")
+
+
+class DownloadError(RuntimeError):
+    """The archive could not be fetched, or it is not the expected one."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fetch_once(url: str, part: Path, timeout: float) -> None:
+    """Append the rest of ``url`` to ``part`` (resuming from its size); raise on a dropped connection."""
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "espnet2-vits-ext recipe"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and have:
+            # Nothing left to send from offset `have`: the part file is complete (or too long);
+            # the checksum decides.
+            log.info("server has no bytes after %d: the download looks complete", have)
+            return
+        raise
+    with response:
+        if have and response.status == 206:
+            content_range = response.headers.get("Content-Range", "")
+            if not content_range.startswith(f"bytes {have}-"):
+                raise DownloadError(f"asked for bytes {have}- of {url}, got Content-Range {content_range!r}")
+            mode = "ab"
+            log.info("resuming %s at byte %d", part.name, have)
+        else:
+            if have:
+                log.info("server ignored the Range request: downloading %s from the start", part.name)
+            mode = "wb"
+            have = 0
+        expected = response.headers.get("Content-Length")
+        expected = int(expected) if expected is not None else None
+        received = 0
+        last_report = time.monotonic()
+        with part.open(mode) as stream:
+            while True:
+                chunk = response.read(CHUNK_BYTES)
+                if not chunk:
+                    break
+                stream.write(chunk)
+                received += len(chunk)
+                if time.monotonic() - last_report > 30:
+                    log.info("%s: %.0f MB", part.name, (have + received) / 1e6)
+                    last_report = time.monotonic()
+        if expected is not None and received < expected:
+            raise http.client.IncompleteRead(b"", expected - received)
+
+
+def download(url: str, sha256: str, target: Path, retries: int = 5, timeout: float = 60.0) -> Path:
+    """Fetch ``url`` to ``target`` unless it is already there with checksum ``sha256``.
+
+    Args:
+        url: http(s) address of the archive.
+        sha256: its expected SHA-256 (hex).
+        target: where the verified archive ends up.
+        retries: how many dropped connections to resume from before giving up.
+        timeout: seconds without data before a connection counts as dropped.
+
+    Returns:
+        ``target``.
+    """
+    sha256 = sha256.lower()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    verified_marker = target.with_name(target.name + ".sha256")
+    if target.exists() and verified_marker.exists() and verified_marker.read_text().strip() == sha256:
+        log.info("%s already downloaded and verified", target)
+        return target
+    part = target.with_name(target.name + ".part")
+    if target.exists():
+        # A previous run completed the rename but not the marker: check it again from scratch.
+        os.replace(target, part)
+    for attempt in range(retries + 1):
+        try:
+            _fetch_once(url, part, timeout)
+            break
+        except (OSError, http.client.HTTPException) as error:
+            if isinstance(error, urllib.error.HTTPError) and error.code < 500:
+                raise DownloadError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
+            if attempt == retries:
+                raise DownloadError(
+                    f"download of {url} failed after {retries + 1} attempts ({error!r}); "
+                    f"run again to resume from the {part.stat().st_size if part.exists() else 0} bytes in {part}"
+                ) from None
+            wait = min(2**attempt, 30)
+            log.warning("connection dropped (%r); resuming in %d s (attempt %d of %d)", error, wait, attempt + 2, retries + 1)
+            time.sleep(wait)
+    actual = sha256_of(part)
+    if actual != sha256:
+        size = part.stat().st_size
+        part.unlink()
+        raise DownloadError(
+            f"checksum mismatch for {url}: expected SHA-256 {sha256}, got {actual} ({size} bytes); "
+            f"the bad download was removed. Check --ljspeech_url and --ljspeech_sha256."
+        )
+    os.replace(part, target)
+    tmp_marker = verified_marker.with_name(verified_marker.name + ".tmp")
+    tmp_marker.write_text(sha256 + "\n")
+    os.replace(tmp_marker, verified_marker)
+    log.info("downloaded %s (SHA-256 verified)", target)
+    return target
+
+
+def extract(archive: Path, download_dir: Path, sha256: str) -> Path:
+    """Extract ``archive`` (which holds ``LJSpeech-1.1/``) into ``download_dir`` atomically.
+
+    Returns:
+        The corpus directory ``download_dir/LJSpeech-1.1``.
+    """
+    corpus = download_dir / CORPUS_NAME
+    done = corpus / ".done"
+    if done.exists() and done.read_text().strip() == sha256.lower():
+        log.info("%s already extracted", corpus)
+        return corpus
+    tmp = download_dir / f".{CORPUS_NAME}.extracting.{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    log.info("extracting %s (a few minutes)", archive)
+    with tarfile.open(archive) as tar:
+        # The "data" filter refuses absolute paths, "..", and links out of the directory.
+        tar.extractall(tmp, filter="data")
+    extracted = tmp / CORPUS_NAME
+    if not (extracted / "metadata.csv").is_file() or not (extracted / "wavs").is_dir():
+        shutil.rmtree(tmp)
+        raise DownloadError(f"{archive} does not hold {CORPUS_NAME}/metadata.csv and {CORPUS_NAME}/wavs/")
+    (extracted / ".done").write_text(sha256.lower() + "\n")
+    if corpus.exists():
+        # An older, unmarked extraction: replace it (it is ours, inside download_dir).
+        shutil.rmtree(corpus)
+    os.replace(extracted, corpus)
+    shutil.rmtree(tmp)
+    return corpus
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("download_dir", type=Path, help="where the archive and the corpus go")
+    parser.add_argument("--url", default=DEFAULT_URL, help="address of LJSpeech-1.1.tar.bz2")
+    parser.add_argument("--sha256", default=DEFAULT_SHA256, help="expected SHA-256 of the archive")
+    parser.add_argument("--retries", type=int, default=5, help="resume this many times after a dropped connection")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data before giving up a connection")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    name = Path(urllib.parse.urlparse(args.url).path).name or f"{CORPUS_NAME}.tar.bz2"
+    try:
+        archive = download(args.url, args.sha256, args.download_dir / name, args.retries, args.timeout)
+        corpus = extract(archive, args.download_dir, args.sha256)
+    except DownloadError as error:
+        log.error("%s", error)
+        return 1
+    print(corpus)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

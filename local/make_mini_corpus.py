@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Generate the built-in mini corpus: English sentences spoken by espeak-ng, in LJSpeech layout.
+
+Sentences come from ``local/mini_sentences.py`` (written ones with numbers, abbreviations and
+punctuation, then template ones from a seeded generator). Each normalized sentence is
+synthesized with the espeak-ng library of the PyPI package ``espeakng-loader`` through ctypes,
+with one voice and fixed parameters, so the corpus is the same on every run. Output::
+
+    OUT_DIR/metadata.csv        MINI-0001|text|normalized text   (LJSpeech's three fields)
+    OUT_DIR/wavs/MINI-0001.wav  22,050 Hz, 16-bit, mono (espeak-ng's own rate)
+    OUT_DIR/{train,val,test}.ids  the split: every 10th utterance is test, 16 are val
+
+The directory appears atomically (built under a temporary name, then renamed), with a
+``.done`` marker that records the options it was made with.
+
+Usage: local/make_mini_corpus.py [--num_utts N] [--voice en-us] [--rate WPM] OUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import logging
+import os
+import shutil
+import sys
+import wave
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mini_sentences import sentences  # noqa: E402
+
+SAMPLE_RATE = 22050
+# espeak-ng's speak_lib.h
+AUDIO_OUTPUT_SYNCHRONOUS = 2
+ESPEAK_INITIALIZE_DONT_EXIT = 0x8000
+POS_CHARACTER = 1
+ESPEAK_CHARS_UTF8 = 1
+ESPEAK_RATE, ESPEAK_VOLUME, ESPEAK_PITCH, ESPEAK_RANGE = 1, 2, 3, 4
+EE_OK = 0
+SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+log = logging.getLogger("make_mini_corpus")
+
+
+class Espeak:
+    """espeak-ng in synchronous mode: :meth:`synthesize` returns a sentence's 16-bit samples."""
+
+    def __init__(self, voice: str, rate: int, pitch: int):
+        try:
+            import espeakng_loader
+        except ImportError:
+            raise SystemExit("make_mini_corpus.py needs espeakng-loader: pip install espeakng-loader==0.2.4") from None
+        self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        self.lib.espeak_Initialize.restype = ctypes.c_int
+        self.lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self.lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,  # text
+            ctypes.c_size_t,  # size in bytes, with the terminating NUL
+            ctypes.c_uint,  # position
+            ctypes.c_int,  # position type
+            ctypes.c_uint,  # end position (0: none)
+            ctypes.c_uint,  # flags
+            ctypes.POINTER(ctypes.c_uint),  # unique identifier (may be NULL)
+            ctypes.c_void_p,  # user data
+        ]
+        data_path = espeakng_loader.get_data_path().encode()
+        rate_hz = self.lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, ESPEAK_INITIALIZE_DONT_EXIT)
+        if rate_hz != SAMPLE_RATE:
+            raise RuntimeError(f"espeak-ng initialisation gave sample rate {rate_hz}, expected {SAMPLE_RATE}")
+        self._chunks: list[bytes] = []
+        # Kept on self: the library calls it back, so it must outlive every synthesis.
+        self._callback = SYNTH_CALLBACK(self._collect)
+        self.lib.espeak_SetSynthCallback(self._callback)
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
+            raise RuntimeError(f"espeak-ng has no voice {voice!r}")
+        for parameter, value in ((ESPEAK_RATE, rate), (ESPEAK_PITCH, pitch), (ESPEAK_RANGE, 50), (ESPEAK_VOLUME, 100)):
+            if self.lib.espeak_SetParameter(parameter, value, 0) != EE_OK:
+                raise RuntimeError(f"espeak-ng refused parameter {parameter} = {value}")
+
+    def _collect(self, samples, count, _events) -> int:
+        if count > 0:
+            self._chunks.append(ctypes.string_at(samples, count * 2))
+        return 0  # 0: go on synthesizing
+
+    def synthesize(self, text: str) -> bytes:
+        """16-bit little-endian mono samples at 22,050 Hz for ``text``."""
+        self._chunks = []
+        encoded = text.encode("utf-8") + b"\0"
+        buffer = ctypes.create_string_buffer(encoded, len(encoded))
+        status = self.lib.espeak_Synth(buffer, len(encoded), 0, POS_CHARACTER, 0, ESPEAK_CHARS_UTF8, None, None)
+        if status != EE_OK:
+            raise RuntimeError(f"espeak-ng failed (status {status}) on {text!r}")
+        audio = b"".join(self._chunks)
+        if not audio:
+            raise RuntimeError(f"espeak-ng produced no audio for {text!r}")
+        return audio
+
+
+def split_of(index: int) -> str:
+    """The subset of the utterance numbered ``index`` (from 1): every 10th test, i = 7 (mod 15) val."""
+    if index % 10 == 0:
+        return "test"
+    if index % 15 == 7:
+        return "val"
+    return "train"
+
+
+def make_corpus(out_dir: Path, num_utts: int, voice: str, rate: int, pitch: int) -> None:
+    settings = dict(num_utts=num_utts, voice=voice, rate=rate, pitch=pitch, sample_rate=SAMPLE_RATE)
+    done = out_dir / ".done"
+    if done.is_file() and json.loads(done.read_text()) == settings:
+        log.info("%s is already there (%s)", out_dir, settings)
+        return
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp.{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "wavs").mkdir(parents=True)
+    espeak = Espeak(voice, rate, pitch)
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    total_samples = 0
+    with (tmp / "metadata.csv").open("w", encoding="utf-8", newline="\n") as metadata:
+        for index, (text, normalized) in enumerate(sentences(num_utts), start=1):
+            utt_id = f"MINI-{index:04d}"
+            audio = espeak.synthesize(normalized)
+            total_samples += len(audio) // 2
+            with wave.open(str(tmp / "wavs" / f"{utt_id}.wav"), "wb") as wav:
+                wav.setnchannels(1)
+                wav.setsampwidth(2)
+                wav.setframerate(SAMPLE_RATE)
+                wav.writeframes(audio)
+            metadata.write(f"{utt_id}|{text}|{normalized}\n")
+            splits[split_of(index)].append(utt_id)
+    for name, ids in splits.items():
+        (tmp / f"{name}.ids").write_text("".join(i + "\n" for i in ids), encoding="utf-8")
+    (tmp / ".done").write_text(json.dumps(settings) + "\n")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)  # made by an earlier run with other settings
+    os.replace(tmp, out_dir)
+    log.info(
+        "wrote %d utterances (%.1f minutes; train %d, val %d, test %d) to %s",
+        num_utts,
+        total_samples / SAMPLE_RATE / 60,
+        *(len(splits[k]) for k in ("train", "val", "test")),
+        out_dir,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", type=Path, help="corpus directory to create")
+    parser.add_argument("--num_utts", type=int, default=240, help="number of sentences (at least 90)")
+    parser.add_argument("--voice", default="en-us", help="espeak-ng voice")
+    parser.add_argument("--rate", type=int, default=165, help="speaking rate in words per minute")
+    parser.add_argument("--pitch", type=int, default=50, help="base pitch, 0-100")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    make_corpus(args.out_dir, args.num_utts, args.voice, args.rate, args.pitch)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Make Kaldi-style data directories from a corpus in LJSpeech layout and a train/val/test split.
+
+Reads ``CORPUS_DIR/metadata.csv`` (``id|text|normalized text``, UTF-8, no quoting) and
+``SPLIT_DIR/{train,val,test}.ids``, and writes ``OUT_DIR/<set>/`` with ``wav.scp``
+(absolute paths to ``CORPUS_DIR/wavs/<id>.wav``), ``text`` (the normalized text, which is what
+is spoken), ``utt2spk`` and ``spk2utt`` (one speaker), sorted in byte order (LC_ALL=C).
+
+Checks, each error naming file and line, all errors listed before failing: every metadata line
+has three fields, an id and a non-empty normalized text; ids are unique; every id has its wav
+(non-empty); the split files hold well-formed, disjoint ids; and the split covers exactly the
+ids of the corpus (missing and extra ids are listed). Nothing is written unless all checks
+pass; each set's directory is built under a temporary name and renamed into place.
+
+Usage: local/prepare_data.py [--speaker LJ] CORPUS_DIR SPLIT_DIR OUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+SETS = ("train", "val", "test")
+UTT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+MAX_ERRORS_SHOWN = 20
+
+
+class DataError(Exception):
+    """The corpus or the split is malformed; the message lists every problem found."""
+
+
+def read_metadata(path: Path, errors: list[str]) -> dict[str, tuple[str, int]]:
+    """``{id: (normalized text, line number)}`` from an LJSpeech ``metadata.csv``."""
+    entries: dict[str, tuple[str, int]] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        errors.append(f"{path}:{line}: not UTF-8 ({error.reason})")
+        return entries
+    for number, line in enumerate(text.splitlines(), start=1):
+        where = f"{path}:{number}"
+        if not line.strip():
+            errors.append(f"{where}: empty line")
+            continue
+        fields = line.split("|")
+        if len(fields) != 3:
+            errors.append(f"{where}: expected 3 fields 'id|text|normalized text', found {len(fields)}: {line[:80]!r}")
+            continue
+        utt_id, _, normalized = (field.strip() for field in fields)
+        if not UTT_ID.match(utt_id):
+            errors.append(f"{where}: bad utterance id {utt_id!r} (letters, digits, '-' and '_' only)")
+            continue
+        normalized = " ".join(normalized.split())
+        if not normalized:
+            errors.append(f"{where}: empty normalized text for {utt_id}")
+            continue
+        if utt_id in entries:
+            errors.append(f"{where}: duplicate id {utt_id} (first on line {entries[utt_id][1]})")
+            continue
+        entries[utt_id] = (normalized, number)
+    return entries
+
+
+def read_split(split_dir: Path, errors: list[str]) -> dict[str, list[str]]:
+    """``{set: [ids]}`` from ``split_dir/<set>.ids``, checking each id and that sets are disjoint."""
+    splits: dict[str, list[str]] = {}
+    seen: dict[str, str] = {}
+    for name in SETS:
+        path = split_dir / f"{name}.ids"
+        if not path.is_file():
+            errors.append(f"{path}: missing split file")
+            continue
+        ids = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            utt_id = line.strip()
+            if not UTT_ID.match(utt_id):
+                errors.append(f"{path}:{number}: bad utterance id {line!r}")
+                continue
+            if utt_id in seen:
+                errors.append(f"{path}:{number}: {utt_id} is already in {seen[utt_id]}")
+                continue
+            seen[utt_id] = f"{path.name} line {number}"
+            ids.append(utt_id)
+        if not ids:
+            errors.append(f"{path}: no utterance ids")
+        splits[name] = ids
+    return splits
+
+
+def check(corpus_dir: Path, split_dir: Path) -> tuple[dict[str, tuple[str, int]], dict[str, list[str]]]:
+    """Read and check the corpus and the split; raise :class:`DataError` listing every problem."""
+    errors: list[str] = []
+    metadata_path = corpus_dir / "metadata.csv"
+    if not metadata_path.is_file():
+        raise DataError(f"{metadata_path}: not found (is {corpus_dir} an LJSpeech-layout corpus?)")
+    metadata = read_metadata(metadata_path, errors)
+    for utt_id, (_, number) in metadata.items():
+        wav = corpus_dir / "wavs" / f"{utt_id}.wav"
+        if not wav.is_file():
+            errors.append(f"{metadata_path}:{number}: {utt_id}: missing wav {wav}")
+        elif wav.stat().st_size == 0:
+            errors.append(f"{metadata_path}:{number}: {utt_id}: empty wav {wav}")
+    splits = read_split(split_dir, errors)
+    in_split = {utt_id for ids in splits.values() for utt_id in ids}
+    if len(splits) == len(SETS):
+        missing = sorted(in_split - metadata.keys())
+        extra = sorted(metadata.keys() - in_split)
+        if missing:
+            errors.append(
+                f"{metadata_path}: {len(missing)} id(s) of the split in {split_dir} are not in the corpus: "
+                + " ".join(missing[:10])
+                + (" ..." if len(missing) > 10 else "")
+            )
+        if extra:
+            errors.append(
+                f"{metadata_path}: {len(extra)} id(s) of the corpus are in no split file of {split_dir}: "
+                + " ".join(extra[:10])
+                + (" ..." if len(extra) > 10 else "")
+            )
+    if errors:
+        shown = errors[:MAX_ERRORS_SHOWN]
+        more = f"\n... and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
+        raise DataError(f"{len(errors)} problem(s) in the corpus or the split:\n" + "\n".join(shown) + more)
+    return metadata, splits
+
+
+def write_set(out_dir: Path, name: str, ids: list[str], metadata: dict, corpus_dir: Path, speaker: str) -> None:
+    """Write ``out_dir/name`` atomically: build ``.name.tmp.<pid>``, then rename it into place."""
+    ids = sorted(ids, key=lambda s: s.encode())  # LC_ALL=C order
+    tmp = out_dir / f".{name}.tmp.{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    wavs = corpus_dir.resolve() / "wavs"
+    files = {
+        "wav.scp": [f"{i} {wavs / (i + '.wav')}" for i in ids],
+        "text": [f"{i} {metadata[i][0]}" for i in ids],
+        "utt2spk": [f"{i} {speaker}" for i in ids],
+        "spk2utt": [f"{speaker} {' '.join(ids)}"],
+    }
+    for filename, lines in files.items():
+        (tmp / filename).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    final = out_dir / name
+    if final.exists():
+        old = out_dir / f".{name}.old.{os.getpid()}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("corpus_dir", type=Path, help="directory with metadata.csv and wavs/")
+    parser.add_argument("split_dir", type=Path, help="directory with train.ids, val.ids, test.ids")
+    parser.add_argument("out_dir", type=Path, help="where <set>/ data directories go (e.g. data)")
+    parser.add_argument("--speaker", default="LJ", help="speaker id of every utterance (a prefix of the ids)")
+    args = parser.parse_args(argv)
+    try:
+        metadata, splits = check(args.corpus_dir, args.split_dir)
+    except DataError as error:
+        print(f"prepare_data.py: {error}", file=sys.stderr)
+        return 1
+    bad_prefix = [i for ids in splits.values() for i in ids if not i.startswith(args.speaker)]
+    if bad_prefix:
+        # Kaldi's sorting convention: speaker ids prefix utterance ids, so utt2spk and spk2utt sort alike.
+        print(f"prepare_data.py: speaker id {args.speaker!r} is not a prefix of {bad_prefix[0]}", file=sys.stderr)
+        return 1
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for name in SETS:
+        write_set(args.out_dir, name, splits[name], metadata, args.corpus_dir, args.speaker)
+    print(" ".join(f"{name}={len(splits[name])}" for name in SETS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
