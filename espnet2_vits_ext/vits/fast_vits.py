@@ -1,0 +1,457 @@
+"""``tts: fast_vits``: our VITS as an ESPnet2 GAN-TTS model, a drop-in for ``tts: vits``.
+
+The constructor takes exactly the arguments of ESPnet's ``espnet2.gan_tts.vits.VITS``
+(so any ESPnet VITS ``tts_conf`` works unchanged), the ``state_dict`` has the same keys
+(ESPnet's checkpoints load into ours and ours into ESPnet's), and ``forward`` /
+``inference`` keep ESPnet's contract: ``forward(..., forward_generator=...)`` returns
+``dict(loss, stats, weight, optim_idx)`` (0: generator turn, 1: discriminator turn) and
+``inference`` returns ``dict(wav, att_w, duration)``.
+
+Differences that do not change results: losses and the spectrograms they compare run
+in float32 even under fp16/bf16 autocast (ESPnet disables only CUDA autocast there);
+``stats`` hold detached tensors rather than ``.item()`` values, so the training step
+itself does not wait for the GPU (ESPnet's reporter converts them when it logs).
+"""
+
+import copy
+from typing import Any, Dict, Optional
+
+import torch
+from typeguard import typechecked
+
+from espnet2.gan_tts.abs_gan_tts import AbsGANTTS
+from espnet2.torch_utils.device_funcs import force_gatherable
+from espnet2_vits_ext.vits.adversarial_losses import (
+    DiscriminatorAdversarialLoss,
+    FeatureMatchLoss,
+    GeneratorAdversarialLoss,
+)
+from espnet2_vits_ext.vits.discriminators import (
+    HiFiGANMultiPeriodDiscriminator,
+    HiFiGANMultiScaleDiscriminator,
+    HiFiGANMultiScaleMultiPeriodDiscriminator,
+)
+from espnet2_vits_ext.vits.generator import GeneratorOutput, VITSGenerator
+from espnet2_vits_ext.vits.kl_loss import KLDivergenceLoss
+from espnet2_vits_ext.vits.mel_loss import MelSpectrogramLoss
+from espnet2_vits_ext.vits.period_discriminator import HiFiGANPeriodDiscriminator
+from espnet2_vits_ext.vits.scale_discriminator import HiFiGANScaleDiscriminator
+from espnet2_vits_ext.vits.segments import slice_segments
+
+# ESPnet's defaults (egs2/ljspeech/tts1 ``train_vits.yaml`` values), repeated in the
+# signature so that ``--print_config`` shows what ``tts: vits`` shows. Never mutated:
+# the constructor works on copies.
+DEFAULT_GENERATOR_PARAMS: Dict[str, Any] = {
+    "hidden_channels": 192,
+    "spks": None,
+    "langs": None,
+    "spk_embed_dim": None,
+    "global_channels": -1,
+    "segment_size": 32,
+    "text_encoder_attention_heads": 2,
+    "text_encoder_ffn_expand": 4,
+    "text_encoder_blocks": 6,
+    "text_encoder_positionwise_layer_type": "conv1d",
+    "text_encoder_positionwise_conv_kernel_size": 1,
+    "text_encoder_positional_encoding_layer_type": "rel_pos",
+    "text_encoder_self_attention_layer_type": "rel_selfattn",
+    "text_encoder_activation_type": "swish",
+    "text_encoder_normalize_before": True,
+    "text_encoder_dropout_rate": 0.1,
+    "text_encoder_positional_dropout_rate": 0.0,
+    "text_encoder_attention_dropout_rate": 0.0,
+    "text_encoder_conformer_kernel_size": 7,
+    "use_macaron_style_in_text_encoder": True,
+    "use_conformer_conv_in_text_encoder": True,
+    "decoder_kernel_size": 7,
+    "decoder_channels": 512,
+    "decoder_upsample_scales": [8, 8, 2, 2],
+    "decoder_upsample_kernel_sizes": [16, 16, 4, 4],
+    "decoder_resblock_kernel_sizes": [3, 7, 11],
+    "decoder_resblock_dilations": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+    "use_weight_norm_in_decoder": True,
+    "posterior_encoder_kernel_size": 5,
+    "posterior_encoder_layers": 16,
+    "posterior_encoder_stacks": 1,
+    "posterior_encoder_base_dilation": 1,
+    "posterior_encoder_dropout_rate": 0.0,
+    "use_weight_norm_in_posterior_encoder": True,
+    "flow_flows": 4,
+    "flow_kernel_size": 5,
+    "flow_base_dilation": 1,
+    "flow_layers": 4,
+    "flow_dropout_rate": 0.0,
+    "use_weight_norm_in_flow": True,
+    "use_only_mean_in_flow": True,
+    "stochastic_duration_predictor_kernel_size": 3,
+    "stochastic_duration_predictor_dropout_rate": 0.5,
+    "stochastic_duration_predictor_flows": 4,
+    "stochastic_duration_predictor_dds_conv_layers": 3,
+}
+DEFAULT_DISCRIMINATOR_PARAMS: Dict[str, Any] = {
+    "scales": 1,
+    "scale_downsample_pooling": "AvgPool1d",
+    "scale_downsample_pooling_params": {"kernel_size": 4, "stride": 2, "padding": 2},
+    "scale_discriminator_params": {
+        "in_channels": 1,
+        "out_channels": 1,
+        "kernel_sizes": [15, 41, 5, 3],
+        "channels": 128,
+        "max_downsample_channels": 1024,
+        "max_groups": 16,
+        "bias": True,
+        "downsample_scales": [2, 2, 4, 4, 1],
+        "nonlinear_activation": "LeakyReLU",
+        "nonlinear_activation_params": {"negative_slope": 0.1},
+        "use_weight_norm": True,
+        "use_spectral_norm": False,
+    },
+    "follow_official_norm": False,
+    "periods": [2, 3, 5, 7, 11],
+    "period_discriminator_params": {
+        "in_channels": 1,
+        "out_channels": 1,
+        "kernel_sizes": [5, 3],
+        "channels": 32,
+        "downsample_scales": [3, 3, 3, 3, 1],
+        "max_downsample_channels": 1024,
+        "bias": True,
+        "nonlinear_activation": "LeakyReLU",
+        "nonlinear_activation_params": {"negative_slope": 0.1},
+        "use_weight_norm": True,
+        "use_spectral_norm": False,
+    },
+}
+DEFAULT_ADVERSARIAL_LOSS_PARAMS: Dict[str, Any] = {
+    "average_by_discriminators": False,
+    "loss_type": "mse",
+}
+DEFAULT_FEAT_MATCH_LOSS_PARAMS: Dict[str, Any] = {
+    "average_by_discriminators": False,
+    "average_by_layers": False,
+    "include_final_outputs": True,
+}
+DEFAULT_MEL_LOSS_PARAMS: Dict[str, Any] = {
+    "fs": 22050,
+    "n_fft": 1024,
+    "hop_length": 256,
+    "win_length": None,
+    "window": "hann",
+    "n_mels": 80,
+    "fmin": 0,
+    "fmax": None,
+    "log_base": None,
+}
+GENERATORS = {"vits_generator": VITSGenerator}
+DISCRIMINATORS = {
+    "hifigan_period_discriminator": HiFiGANPeriodDiscriminator,
+    "hifigan_scale_discriminator": HiFiGANScaleDiscriminator,
+    "hifigan_multi_period_discriminator": HiFiGANMultiPeriodDiscriminator,
+    "hifigan_multi_scale_discriminator": HiFiGANMultiScaleDiscriminator,
+    "hifigan_multi_scale_multi_period_discriminator": (
+        HiFiGANMultiScaleMultiPeriodDiscriminator
+    ),
+}
+
+
+class FastVITS(AbsGANTTS):
+    """VITS (generator + discriminator + losses), ESPnet's ``VITS`` contract."""
+
+    @typechecked
+    def __init__(
+        self,
+        idim: int,
+        odim: int,
+        sampling_rate: int = 22050,
+        generator_type: str = "vits_generator",
+        generator_params: Dict[str, Any] = DEFAULT_GENERATOR_PARAMS,
+        discriminator_type: str = "hifigan_multi_scale_multi_period_discriminator",
+        discriminator_params: Dict[str, Any] = DEFAULT_DISCRIMINATOR_PARAMS,
+        generator_adv_loss_params: Dict[str, Any] = DEFAULT_ADVERSARIAL_LOSS_PARAMS,
+        discriminator_adv_loss_params: Dict[str, Any] = DEFAULT_ADVERSARIAL_LOSS_PARAMS,
+        feat_match_loss_params: Dict[str, Any] = DEFAULT_FEAT_MATCH_LOSS_PARAMS,
+        mel_loss_params: Dict[str, Any] = DEFAULT_MEL_LOSS_PARAMS,
+        lambda_adv: float = 1.0,
+        lambda_mel: float = 45.0,
+        lambda_feat_match: float = 2.0,
+        lambda_dur: float = 1.0,
+        lambda_kl: float = 1.0,
+        cache_generator_outputs: bool = True,
+        plot_pred_mos: bool = False,
+        mos_pred_tool: str = "utmos",
+    ):
+        """Build the model.
+
+        Args:
+            idim: Vocabulary size (the generator's ``vocabs``).
+            odim: Linear spectrogram bins (the generator's ``aux_channels``); the model
+                outputs a waveform, ESPnet calls the input feature size ``odim``.
+            sampling_rate: Stored as ``fs`` for writing waveforms; not used in training.
+            generator_type: Only ``"vits_generator"``.
+            generator_params: :class:`VITSGenerator` arguments (without vocabs/aux_channels).
+            discriminator_type: One of :data:`DISCRIMINATORS`.
+            discriminator_params: Its arguments.
+            generator_adv_loss_params: Generator adversarial loss arguments.
+            discriminator_adv_loss_params: Discriminator adversarial loss arguments.
+            feat_match_loss_params: Feature matching loss arguments.
+            mel_loss_params: Mel spectrogram L1 loss arguments.
+            lambda_adv, lambda_mel, lambda_feat_match, lambda_dur, lambda_kl: Weights of
+                the generator's loss terms.
+            cache_generator_outputs: Reuse the generator turn's outputs in the following
+                discriminator turn (ESPnet's trainer runs both on the same batch).
+            plot_pred_mos: Report UTMOS of the generated windows (downloads the predictor).
+            mos_pred_tool: Only ``"utmos"``.
+        """
+        super().__init__()
+        if generator_type not in GENERATORS:
+            raise ValueError(
+                f"FastVITS: generator_type must be one of {sorted(GENERATORS)}, "
+                f"got {generator_type!r}"
+            )
+        if discriminator_type not in DISCRIMINATORS:
+            raise ValueError(
+                f"FastVITS: discriminator_type must be one of {sorted(DISCRIMINATORS)}, "
+                f"got {discriminator_type!r}"
+            )
+        # idim and odim come from the data (token list, feature extractor), as in ESPnet.
+        generator_params = dict(copy.deepcopy(generator_params), vocabs=idim, aux_channels=odim)
+        self.generator = GENERATORS[generator_type](**generator_params)
+        self.discriminator = DISCRIMINATORS[discriminator_type](
+            **copy.deepcopy(discriminator_params)
+        )
+        self.generator_adv_loss = GeneratorAdversarialLoss(
+            **copy.deepcopy(generator_adv_loss_params)
+        )
+        self.discriminator_adv_loss = DiscriminatorAdversarialLoss(
+            **copy.deepcopy(discriminator_adv_loss_params)
+        )
+        self.feat_match_loss = FeatureMatchLoss(**copy.deepcopy(feat_match_loss_params))
+        self.mel_loss = MelSpectrogramLoss(**copy.deepcopy(mel_loss_params))
+        self.kl_loss = KLDivergenceLoss()
+
+        self.lambda_adv = lambda_adv
+        self.lambda_mel = lambda_mel
+        self.lambda_kl = lambda_kl
+        self.lambda_feat_match = lambda_feat_match
+        self.lambda_dur = lambda_dur
+
+        self.cache_generator_outputs = cache_generator_outputs
+        self._cache: Optional[GeneratorOutput] = None
+        self.fs = sampling_rate
+        # Read by ESPnet's Text2Speech to know which inputs synthesis needs.
+        self.spks = self.generator.spks
+        self.langs = self.generator.langs
+        self.spk_embed_dim = self.generator.spk_embed_dim
+
+        self.plot_pred_mos = plot_pred_mos
+        if plot_pred_mos:
+            if mos_pred_tool != "utmos":
+                raise ValueError(f"FastVITS: mos_pred_tool must be 'utmos', got {mos_pred_tool!r}")
+            # UTMOS22 (https://arxiv.org/abs/2204.02152), as ESPnet loads it.
+            self.predictor = torch.hub.load("tarepan/SpeechMOS:v1.2.0", "utmos22_strong")
+
+    @property
+    def require_raw_speech(self) -> bool:
+        """The discriminators and the mel loss need the recorded waveform."""
+        return True
+
+    @property
+    def require_vocoder(self) -> bool:
+        """VITS outputs a waveform itself."""
+        return False
+
+    def forward(
+        self,
+        text: torch.Tensor,
+        text_lengths: torch.Tensor,
+        feats: torch.Tensor,
+        feats_lengths: torch.Tensor,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        sids: Optional[torch.Tensor] = None,
+        spembs: Optional[torch.Tensor] = None,
+        lids: Optional[torch.Tensor] = None,
+        forward_generator: bool = True,
+    ) -> Dict[str, Any]:
+        """Loss of the generator turn or of the discriminator turn.
+
+        Args:
+            text: Token ids (B, T_text).
+            text_lengths: Tokens per utterance (B,).
+            feats: Linear spectrograms (B, T_feats, aux_channels).
+            feats_lengths: Frames per utterance (B,).
+            speech: Waveforms (B, T_wav).
+            speech_lengths: Samples per utterance (B,).
+            sids: Speaker ids (B,) or (B, 1).
+            spembs: Speaker embeddings (B, spk_embed_dim).
+            lids: Language ids (B,) or (B, 1).
+            forward_generator: Generator turn (True) or discriminator turn (False).
+
+        Returns:
+            Dict[str, Any]: ``loss`` (scalar), ``stats`` (detached scalars), ``weight``
+                (batch size), ``optim_idx`` (0 generator, 1 discriminator).
+        """
+        outputs, real_windows = self._generator_outputs_and_real_windows(
+            text, text_lengths, feats, feats_lengths, speech, sids, spembs, lids
+        )
+        if forward_generator:
+            loss, stats = self._generator_loss(outputs, real_windows)
+        else:
+            loss, stats = self._discriminator_loss(outputs, real_windows)
+        loss, stats, weight = force_gatherable((loss, stats, text.size(0)), loss.device)
+        return {
+            "loss": loss,
+            "stats": stats,
+            "weight": weight,
+            "optim_idx": 0 if forward_generator else 1,
+        }
+
+    def _generator_outputs_and_real_windows(
+        self, text, text_lengths, feats, feats_lengths, speech, sids, spembs, lids
+    ):
+        """Shared setup of both turns: generator outputs (cached across the two turns of
+        one batch, as ESPnet does) and the recorded windows the decoder's output matches.
+
+        Returns:
+            GeneratorOutput, Tensor: outputs and real windows (B, 1, segment_size * hop).
+        """
+        if self.cache_generator_outputs and self._cache is not None:
+            outputs, self._cache = self._cache, None
+        else:
+            outputs = self.generator(
+                text=text,
+                text_lengths=text_lengths,
+                feats=feats.transpose(1, 2),
+                feats_lengths=feats_lengths,
+                sids=sids,
+                spembs=spembs,
+                lids=lids,
+            )
+            if self.cache_generator_outputs and self.training:
+                self._cache = outputs
+        hop = self.generator.upsample_factor
+        real_windows = slice_segments(
+            speech.unsqueeze(1), outputs.segment_starts * hop, self.generator.segment_size * hop
+        )
+        return outputs, real_windows
+
+    def _generator_loss(self, outputs: GeneratorOutput, real_windows: torch.Tensor):
+        """Mel + KL + duration + adversarial + feature matching (Eq. 8 of the paper)."""
+        fake_scores = self.discriminator(outputs.waveform)
+        with torch.no_grad():
+            # Only the features of real speech; no discriminator gradient in this turn.
+            real_scores = self.discriminator(real_windows)
+        # The loss modules cast their inputs to float32 themselves; the region keeps
+        # the weighting and the sum out of autocast as well.
+        with torch.autocast(device_type=real_windows.device.type, enabled=False):
+            mel_loss = self.mel_loss(outputs.waveform, real_windows)
+            kl_loss = self.kl_loss(
+                outputs.flow_latent,
+                outputs.posterior_log_stds,
+                outputs.prior_means,
+                outputs.prior_log_stds,
+                outputs.feats_mask,
+            )
+            duration_loss = torch.sum(outputs.duration_nll.float())
+            adversarial_loss = self.generator_adv_loss(fake_scores)
+            feature_match_loss = self.feat_match_loss(fake_scores, real_scores)
+            mel_loss = mel_loss * self.lambda_mel
+            kl_loss = kl_loss * self.lambda_kl
+            duration_loss = duration_loss * self.lambda_dur
+            adversarial_loss = adversarial_loss * self.lambda_adv
+            feature_match_loss = feature_match_loss * self.lambda_feat_match
+            loss = mel_loss + kl_loss + duration_loss + adversarial_loss + feature_match_loss
+        stats = dict(
+            generator_loss=loss.detach(),
+            generator_mel_loss=mel_loss.detach(),
+            generator_kl_loss=kl_loss.detach(),
+            generator_dur_loss=duration_loss.detach(),
+            generator_adv_loss=adversarial_loss.detach(),
+            generator_feat_match_loss=feature_match_loss.detach(),
+        )
+        if self.plot_pred_mos:
+            with torch.no_grad():
+                stats["generator_predicted_mos"] = self.predictor(
+                    outputs.waveform.squeeze(1), self.fs
+                ).mean()
+        return loss, stats
+
+    def _discriminator_loss(self, outputs: GeneratorOutput, real_windows: torch.Tensor):
+        """Least-squares GAN loss of the discriminator on real and generated windows."""
+        fake_scores = self.discriminator(outputs.waveform.detach())
+        real_scores = self.discriminator(real_windows)
+        with torch.autocast(device_type=real_windows.device.type, enabled=False):
+            real_loss, fake_loss = self.discriminator_adv_loss(fake_scores, real_scores)
+            loss = real_loss + fake_loss
+        stats = dict(
+            discriminator_loss=loss.detach(),
+            discriminator_real_loss=real_loss.detach(),
+            discriminator_fake_loss=fake_loss.detach(),
+        )
+        return loss, stats
+
+    def inference(
+        self,
+        text: torch.Tensor,
+        feats: Optional[torch.Tensor] = None,
+        sids: Optional[torch.Tensor] = None,
+        spembs: Optional[torch.Tensor] = None,
+        lids: Optional[torch.Tensor] = None,
+        durations: Optional[torch.Tensor] = None,
+        noise_scale: float = 0.667,
+        noise_scale_dur: float = 0.8,
+        alpha: float = 1.0,
+        max_len: Optional[int] = None,
+        use_teacher_forcing: bool = False,
+    ) -> Dict[str, torch.Tensor]:
+        """Synthesise one utterance.
+
+        Args:
+            text: Token ids (T_text,).
+            feats: Linear spectrogram (T_feats, aux_channels), for teacher forcing.
+            sids: Speaker id (1,).
+            spembs: Speaker embedding (spk_embed_dim,).
+            lids: Language id (1,).
+            durations: Given frames per token (T_text,): skips the duration predictor.
+            noise_scale: Scale of the prior sample's noise (0: its mean).
+            noise_scale_dur: Scale of the duration predictor's noise.
+            alpha: Duration multiplier (> 1 speaks slower).
+            max_len: Decode at most this many frames.
+            use_teacher_forcing: Reconstruct ``feats`` (alignment by search).
+
+        Returns:
+            Dict[str, Tensor]: ``wav`` (T_wav,), ``att_w`` (T_feats, T_text),
+                ``duration`` (T_text,).
+        """
+        if text.numel() == 0:
+            raise ValueError("FastVITS.inference: empty text (no tokens to synthesise)")
+        text = text.view(1, -1)
+        text_lengths = torch.tensor([text.size(1)], dtype=torch.long, device=text.device)
+        if use_teacher_forcing:
+            if feats is None:
+                raise ValueError("FastVITS.inference: use_teacher_forcing needs feats")
+            feats = feats.unsqueeze(0).transpose(1, 2)  # (1, aux_channels, T_feats)
+            feats_lengths = torch.tensor([feats.size(2)], dtype=torch.long, device=feats.device)
+        else:
+            feats_lengths = None
+        output = self.generator.inference(
+            text=text,
+            text_lengths=text_lengths,
+            feats=feats,
+            feats_lengths=feats_lengths,
+            sids=None if sids is None else sids.view(1),
+            spembs=None if spembs is None else spembs.view(1, -1),
+            lids=None if lids is None else lids.view(1),
+            dur=None if durations is None else durations.view(1, -1),
+            noise_scale=noise_scale,
+            noise_scale_dur=noise_scale_dur,
+            alpha=alpha,
+            max_len=max_len,
+            use_teacher_forcing=use_teacher_forcing,
+        )
+        return dict(
+            wav=output.waveform.view(-1),
+            att_w=output.attention[0],
+            duration=output.durations[0],
+        )
+
