@@ -1,0 +1,13 @@
+"""Objective evaluation of synthesized speech and the static HTML listening report.
+
+One topic per module:
+
+* ``data_files``: reading Kaldi-style ``wav.scp``/``text`` maps, ESPnet ``durations``, wave files.
+* ``acoustic_features``: WORLD F0 and mel-cepstrum (pyworld + pysptk).
+* ``dtw``: dynamic time warping between two feature sequences.
+* ``mel_cepstral_distortion``, ``pitch``, ``duration``: the metrics.
+* ``utterance_metrics``: all metrics of one utterance pair, averages, metrics.json/metrics.tsv.
+* ``spectrogram``, ``alignment_plot``, ``training_curves``: the figures.
+* ``report``: the self-contained HTML listening report.
+* ``browser_check``: opens a report in headless Chromium and checks every player loads.
+"""
