@@ -151,14 +151,16 @@ def test_unwritable_output_fails_clearly_without_done(tmp_path):
     assert not (tmp_path / "dump").is_dir()
 
 
-def test_write_failure_mid_dump_leaves_nothing(tmp_path):
+@pytest.mark.parametrize("runner", ["xargs", "job runner"])
+def test_write_failure_mid_dump_leaves_nothing(tmp_path, runner):
     """A full disk, simulated by a file size limit below one clip (writes fail with EFBIG)."""
     make_corpus(tmp_path)
 
     def limit_file_size():
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
-    result = dump(tmp_path, "data/train", "dump/raw/train", preexec_fn=limit_file_size)
+    cmd = ["--cmd", f"python3 {REPO / 'utils' / 'run_local.py'}"] if runner == "job runner" else []
+    result = dump(tmp_path, *cmd, "data/train", "dump/raw/train", preexec_fn=limit_file_size)
     assert result.returncode != 0
     assert "cannot write" in result.stderr and "File too large" in result.stderr
     assert "nothing was written to dump/raw/train" in result.stderr

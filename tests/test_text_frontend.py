@@ -181,3 +181,24 @@ def test_prepare_text_requires_finished_dump(tmp_path):
     assert result.returncode != 0
     assert "run stage 3" in result.stderr
     assert not (tmp_path / "dump" / "token_list" / "phn" / ".done").exists()
+
+
+def test_write_failure_is_clear_and_leaves_no_done(tmp_path):
+    """A full disk, simulated by a file size limit the unfiltered copy of ``text`` exceeds."""
+    import resource
+
+    train_dir = make_dump_dir(tmp_path, "train", {f"utt{i}": (s, 22050 * 5) for i, s in enumerate(SENTENCES)})
+    original = (train_dir / "text").read_bytes()
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+
+    result = subprocess.run(
+        ["bash", str(SCRIPT), "dump/raw/train", "dump/token_list/phn/tokens.txt"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, preexec_fn=limit_file_size,
+    )
+    assert result.returncode != 0
+    assert "File too large" in result.stderr and "tokens.txt is not complete" in result.stderr
+    assert not (tmp_path / "dump" / "token_list" / "phn" / ".done").exists()
+    assert sorted(p.name for p in train_dir.glob(".*")) == [".done"]  # no temporary copies left
+    assert (train_dir / "text").read_bytes() == original
