@@ -17,7 +17,7 @@
 #          dump/token_list/espeak_ng_english_us_vits/tokens.txt
 set -euo pipefail
 
-g2p=espeak_ng_english_us_vits  # g2p: espeak_ng_english_us_vits (espeak-ng, as the VITS paper) or g2p_en (needs NLTK data)
+g2p=espeak_ng_english_us_vits  # g2p: espeak_ng_english_us_vits (espeak-ng, as the VITS paper), g2p_en or g2p_en_no_space (need NLTK data)
 cleaner=tacotron               # text cleaner: tacotron (ESPnet's) or none
 nj=4                           # parallel processes for the g2p
 hop_length=256                 # spectrogram hop in samples, to count frames
@@ -26,7 +26,7 @@ train_config=                  # if set, --hop_length is read from its feats_ext
 help_message="Usage: $0 [options] <train_dump_dir> [<dump_dir> ...] <token_list>
 Phonemize dump dirs as ESPnet will at training, exclude unusable utterances, write the token list.
 Options (default in brackets):
-  --g2p NAME          espeak_ng_english_us_vits or g2p_en [${g2p}]
+  --g2p NAME          espeak_ng_english_us_vits, g2p_en or g2p_en_no_space [${g2p}]
   --cleaner NAME      tacotron or none [${cleaner}]
   --nj N              parallel g2p processes [${nj}]
   --hop_length N      spectrogram hop, samples [${hop_length}]

@@ -27,7 +27,7 @@ from typing import List, Optional
 
 from typeguard import typechecked
 
-G2P_TYPES = ("espeak_ng_english_us_vits", "g2p_en")
+G2P_TYPES = ("espeak_ng_english_us_vits", "g2p_en", "g2p_en_no_space")
 CLEANER_TYPES = ("tacotron", "none")
 
 LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -95,14 +95,16 @@ class EspeakEnglishUsVits:
 
 
 class G2pEn:
-    """ESPnet's ``g2p_en`` g2p (CMUdict + neural fallback, ARPAbet tokens, spaces kept).
+    """ESPnet's ``g2p_en`` g2p: CMUdict + neural fallback, ARPAbet tokens, a space token
+    between words (``g2p_en_no_space``: without it).
 
     g2p_en needs two NLTK data packages that it downloads on first import; offline (or
     behind the import hook of this package) they are missing, which we report with the
     command that installs them instead of NLTK's long ``LookupError``.
     """
 
-    def __init__(self):
+    def __init__(self, no_space: bool = False):
+        self.no_space = no_space
         import nltk
 
         missing = []
@@ -113,7 +115,7 @@ class G2pEn:
                 missing.append(resource)
         if missing:
             raise TextFrontendError(
-                f"g2p_en needs the NLTK data {', '.join(missing)}, which is not installed. "
+                f"g2p_en needs NLTK data that is not installed ({', '.join(missing)}). "
                 f"Install it with:\n  {NLTK_INSTALL_HINT}\n"
                 "or use --g2p espeak_ng_english_us_vits (needs no extra data)."
             )
@@ -122,15 +124,16 @@ class G2pEn:
         self._g2p = G2p()
 
     def __call__(self, text: str) -> List[str]:
-        return list(self._g2p(text))
+        tokens = list(self._g2p(text))
+        return [t for t in tokens if t != " "] if self.no_space else tokens
 
 
 def build_g2p(g2p: str):
     """The g2p callable ``text -> tokens`` named ``g2p`` (one of :data:`G2P_TYPES`)."""
     if g2p == "espeak_ng_english_us_vits":
         return EspeakEnglishUsVits()
-    if g2p == "g2p_en":
-        return G2pEn()
+    if g2p in ("g2p_en", "g2p_en_no_space"):
+        return G2pEn(no_space=g2p == "g2p_en_no_space")
     raise TextFrontendError(f"unknown g2p {g2p!r}: choose one of {', '.join(G2P_TYPES)}")
 
 
