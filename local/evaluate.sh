@@ -28,6 +28,7 @@ f0_method=harvest   # WORLD F0 estimator: harvest, or dio (about 20x faster, mor
 f0_floor=71         # lowest F0 searched, Hz
 f0_ceil=800         # highest F0 searched, Hz
 report=true         # false: metrics only, no HTML report
+report_utterances=  # show only the first N utterances in the report (all are scored); empty: all
 
 help_message="Usage: $0 [options] <ref_data_dir> <decode_dir> <eval_dir>
 Score the syntheses in <decode_dir>/wav against <ref_data_dir>/wav.scp; write metrics and
@@ -39,7 +40,8 @@ Options (default in brackets):
   --f0_method NAME     harvest or dio [${f0_method}]
   --f0_floor HZ        lowest F0 searched [${f0_floor}]
   --f0_ceil HZ         highest F0 searched [${f0_ceil}]
-  --report B           true: also write the HTML listening report [${report}]"
+  --report B           true: also write the HTML listening report [${report}]
+  --report_utterances N  show only the first N utterances in the report; all are scored [all]"
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck disable=SC1091
@@ -100,6 +102,9 @@ if [ -n "${durations}" ]; then
 elif [ -d "${decode_dir}/att_ws" ]; then
   extra_args+=(--att_ws_dir "${decode_dir}/att_ws")
 fi
+if [ -n "${report_utterances}" ]; then
+  extra_args+=(--report_utterances "${report_utterances}")
+fi
 if [ -n "${train_log_dir}" ]; then
   [ -d "${train_log_dir}" ] || die "--train_log_dir ${train_log_dir} is not a directory"
   extra_args+=(--train_log_dir "${train_log_dir}")
@@ -108,7 +113,7 @@ analysis_args=(--f0_method "${f0_method}" --f0_floor "${f0_floor}" --f0_ceil "${
 
 # What the result depends on: a rerun with the same signature has nothing to do.
 signature="f0_method=${f0_method} f0_floor=${f0_floor} f0_ceil=${f0_ceil} report=${report}"
-signature+=" train_log_dir=${train_log_dir} inputs=$( { cat "${inputs[@]}"; ls -l --time-style=+%s "${decode_dir}/wav"; } | md5sum | cut -d' ' -f1)"
+signature+=" report_utterances=${report_utterances} train_log_dir=${train_log_dir} inputs=$( { cat "${inputs[@]}"; ls -l --time-style=+%s "${decode_dir}/wav"; } | md5sum | cut -d' ' -f1)"
 if [ -f "${eval_dir}/.done" ] && [ "$(cat "${eval_dir}/.done")" = "${signature}" ]; then
   log "${eval_dir} is complete (${eval_dir}/.done): skipping; remove that file to evaluate again"
   exit 0

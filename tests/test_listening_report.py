@@ -160,6 +160,17 @@ def test_report_plays_in_headless_chromium(mini_set, chromium, monkeypatch):
     assert screenshot.stat().st_size > 50_000  # a rendered page, not a blank one
 
 
+def test_report_can_show_fewer_utterances_than_it_scores(mini_set, tmp_path):
+    evaluate_tts(mini_set["args"][:-1] + [str(tmp_path), "--report_utterances", "1"])
+    page = (tmp_path / "report/index.html").read_text(encoding="utf-8")
+    assert len(read_metrics_tsv(tmp_path / "metrics.tsv")) == len(TEXTS)
+    assert page.count("<audio") == 2 and page.count("href='#utt-") == 1
+    assert "The first 1 of 3 scored utterances." in page
+    assert sorted(p.name for p in (tmp_path / "report/audio/synthesized").iterdir()) == [
+        "LJ001-0001.wav"
+    ]
+
+
 def test_browser_check_reports_a_missing_file(mini_set, chromium, monkeypatch, tmp_path):
     monkeypatch.setenv("CHROMIUM_BINARY", chromium)
     broken = tmp_path / "report"

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from espnet2.utils.types import str2bool
+from espnet2.utils.types import int_or_none, str2bool
 
 from espnet2_vits_ext.evaluation.acoustic_features import F0_METHODS, AnalysisConfig
 from espnet2_vits_ext.evaluation.data_files import (
@@ -80,6 +80,9 @@ def get_parser() -> argparse.ArgumentParser:
     mode = parser.add_argument_group("mode")
     mode.add_argument("--report", type=str2bool, default=True,
                       help="write the HTML listening report (false: metrics only)")
+    mode.add_argument("--report_utterances", type=int_or_none, default=None,
+                      help="show only the first N utterances of wav.scp in the report (the "
+                           "metrics cover all); none: all of them")
     mode.add_argument("--metrics_from", type=Path, nargs="+", default=None,
                       help="read per-utterance rows from these metrics.tsv (parallel jobs) "
                            "instead of computing them")
@@ -177,7 +180,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     texts = read_kaldi_map(args.text, allow_empty_value=True) if args.text else {}
     durations = read_durations(args.durations) if args.durations else {}
     utterances = []
-    for key in reference_paths:
+    shown_keys = list(reference_paths)[: args.report_utterances]
+    for key in shown_keys:
         attention_image = None
         if args.att_ws_dir is not None and (args.att_ws_dir / f"{key}.png").is_file():
             attention_image = args.att_ws_dir / f"{key}.png"

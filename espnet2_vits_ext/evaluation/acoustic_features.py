@@ -3,9 +3,15 @@
 from dataclasses import dataclass
 
 import numpy as np
-import pysptk
 import pyworld
 from typeguard import typechecked
+
+try:
+    import pysptk
+except ImportError as error:  # an environment made before the evaluation pins
+    raise ImportError(
+        "the evaluation needs pysptk: rerun local/setup_env.sh, or pip install pysptk==1.0.1"
+    ) from error
 
 F0_METHODS = ("harvest", "dio")
 

@@ -20,7 +20,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Set, Union
 from urllib.parse import quote
 
 import numpy as np
@@ -176,7 +176,7 @@ def _summary_table(summary: Dict[str, Union[int, float, None]]) -> str:
     )
 
 
-def _utterance_table(metrics: Sequence[UtteranceMetrics]) -> str:
+def _utterance_table(metrics: Sequence[UtteranceMetrics], shown_ids: Set[str]) -> str:
     header = "".join(f"<th>{title}</th>" for _, title, _, _ in _METRIC_COLUMNS)
     rows = []
     for m in metrics:
@@ -184,9 +184,11 @@ def _utterance_table(metrics: Sequence[UtteranceMetrics]) -> str:
             f"<td>{_format(getattr(m, name), template)}</td>"
             for name, _, template, _ in _METRIC_COLUMNS
         )
-        anchor = _link(f"utt-{m.utt_id}")
+        name = html.escape(m.utt_id)
+        if m.utt_id in shown_ids:
+            name = f"<a href='#{_link(f'utt-{m.utt_id}')}'>{name}</a>"
         rows.append(
-            f"<tr><td class='name'><a href='#{anchor}'>{html.escape(m.utt_id)}</a></td>{cells}"
+            f"<tr><td class='name'>{name}</td>{cells}"
             f"<td>{m.reference_seconds:.2f}</td><td>{m.synthesized_seconds:.2f}</td></tr>"
         )
     return (
@@ -271,7 +273,8 @@ def write_listening_report(
     Args:
         output_dir: The evaluation folder, e.g. ``exp/<tts_exp>/eval_test``.
         utterances: What to show, in page order.
-        metrics: Per-utterance metrics (matched to utterances by id; may be empty).
+        metrics: Per-utterance metrics, all of them in the table (matched to utterances by id;
+            an utterance without a section has no link).
         summary: Averages from :func:`~espnet2_vits_ext.evaluation.utterance_metrics.summarize`.
         training_curves: Loss curves to plot, or None.
         title: Page title.
@@ -298,9 +301,15 @@ def write_listening_report(
         curves_html = "<p class='meta'>No training log or TensorBoard events were given or found.</p>"
 
     metrics_by_id = {m.utt_id: m for m in metrics}
+    shown_ids = {item.utt_id for item in utterances}
     sections: List[str] = [
         _utterance_section(item, metrics_by_id.get(item.utt_id), building) for item in utterances
     ]
+    shown_note = ""
+    if len(utterances) < len(metrics):
+        shown_note = (
+            f"<p class='meta'>The first {len(utterances)} of {len(metrics)} scored utterances.</p>"
+        )
     generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = f"""<!DOCTYPE html>
 <html lang="en">
@@ -319,8 +328,9 @@ def write_listening_report(
 <h2>Training curves</h2>
 {curves_html}
 <h2>Per-utterance metrics</h2>
-{_utterance_table(metrics)}
+{_utterance_table(metrics, shown_ids)}
 <h2>Utterances</h2>
+{shown_note}
 {''.join(sections)}
 <script>{_MEDIA_CHECK_SCRIPT}</script>
 </body>
