@@ -8,7 +8,8 @@ once, for training and for teacher-forced inference:
 * :func:`alignment_log_likelihood` scores every (frame, token) pair, ``(B, T_feats, T_text)``;
 * :func:`search_durations` runs the dynamic program (numba, parallel over the batch) and
   returns how many frames each token gets, ``(B, T_text)``;
-* :func:`durations_to_path` turns durations into the hard attention matrix, and
+* :func:`frame_tokens` gives the token of every frame, :func:`durations_to_path` the
+  hard attention matrix, and
   :func:`expand_to_frames` repeats per-token values along time without building it.
 
 A path gives every frame exactly one token, every token at least one frame, and never
@@ -22,7 +23,6 @@ import math
 import numba
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 @numba.njit(cache=True, nogil=True)
@@ -182,14 +182,33 @@ def _check_lengths(
         )
 
 
+def frame_tokens(durations: torch.Tensor, feats_length: int) -> torch.Tensor:
+    """Which token each frame belongs to.
+
+    Args:
+        durations: Frames per token (B, T_text), integer or float (rounded-up
+            predictions); token ``i`` covers frames ``[sum(d[:i]), sum(d[:i+1]))``.
+        feats_length: Number of frames T_feats.
+
+    Returns:
+        Tensor: Token index per frame (B, T_feats), int64; ``T_text`` for frames past
+            the last token.
+    """
+    token_ends = torch.cumsum(durations, dim=1).contiguous()  # (B, T_text)
+    frames = torch.arange(feats_length, device=durations.device, dtype=token_ends.dtype)
+    # The token of frame t is the number of tokens that end at or before t.
+    return torch.searchsorted(
+        token_ends, frames.expand(durations.size(0), feats_length).contiguous(), right=True
+    )
+
+
 def durations_to_path(
     durations: torch.Tensor, text_mask: torch.Tensor, feats_mask: torch.Tensor
 ) -> torch.Tensor:
     """Hard attention matrix of a monotonic path.
 
     Args:
-        durations: Frames per token (B, T_text), integer or float (rounded up
-            predictions); token ``i`` covers frames ``[sum(d[:i]), sum(d[:i+1]))``.
+        durations: Frames per token (B, T_text), see :func:`frame_tokens`.
         text_mask: True for real tokens (B, T_text).
         feats_mask: True for real frames (B, T_feats).
 
@@ -198,15 +217,15 @@ def durations_to_path(
             in the floating dtype of ``durations`` (float32 for integer durations).
     """
     dtype = durations.dtype if durations.is_floating_point() else torch.float32
-    token_ends = torch.cumsum(durations, dim=1)  # (B, T_text)
-    # Shifted rather than ``ends - durations``, which rounds for float durations.
-    token_starts = F.pad(token_ends[:, :-1], (1, 0))
-    frames = torch.arange(
-        feats_mask.size(1), device=durations.device, dtype=token_ends.dtype
-    )[None, :, None]  # (1, T_feats, 1)
-    inside = (frames >= token_starts[:, None, :]) & (frames < token_ends[:, None, :])
-    inside = inside & text_mask[:, None, :] & feats_mask[:, :, None]
-    return inside.to(dtype)
+    batch_size, max_text = durations.shape
+    tokens = frame_tokens(durations, feats_mask.size(1))  # (B, T_feats)
+    index = tokens.clamp(max=max_text - 1)
+    on_path = (tokens < max_text) & feats_mask & torch.gather(text_mask, 1, index)
+    # One write per frame into zeros, instead of comparisons over the whole matrix.
+    path = torch.zeros(
+        batch_size, feats_mask.size(1), max_text, dtype=dtype, device=durations.device
+    )
+    return path.scatter_(2, index.unsqueeze(2), on_path.unsqueeze(2).to(dtype))
 
 
 def expand_to_frames(
@@ -223,15 +242,8 @@ def expand_to_frames(
         Tensor: Per-frame values (B, C, T_feats); zero on frames past the last token.
     """
     batch_size, channels, max_text = token_values.shape
-    token_ends = torch.cumsum(durations, dim=1)  # (B, T_text)
-    frames = torch.arange(feats_length, device=durations.device, dtype=token_ends.dtype)
-    # Token of frame t: the number of tokens ending at or before t; T_text past the end.
-    frame_tokens = torch.searchsorted(
-        token_ends, frames.expand(batch_size, feats_length).contiguous(), right=True
-    )  # (B, T_feats)
-    assigned = (frame_tokens < max_text).unsqueeze(1)  # (B, 1, T_feats)
-    index = frame_tokens.clamp(max=max_text - 1).unsqueeze(1)
-    gathered = torch.gather(
-        token_values, 2, index.expand(batch_size, channels, feats_length)
-    )
+    tokens = frame_tokens(durations, feats_length)  # (B, T_feats)
+    assigned = (tokens < max_text).unsqueeze(1)  # (B, 1, T_feats)
+    index = tokens.clamp(max=max_text - 1).unsqueeze(1)
+    gathered = torch.gather(token_values, 2, index.expand(batch_size, channels, feats_length))
     return gathered * assigned.to(gathered.dtype)
