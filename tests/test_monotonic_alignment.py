@@ -12,6 +12,7 @@ from espnet2_vits_ext.vits.monotonic_alignment import (
     alignment_log_likelihood,
     durations_to_path,
     expand_to_frames,
+    maximum_path,
     search_durations,
 )
 
@@ -87,6 +88,17 @@ def test_padded_batch_matches_espnet_and_brute_force():
         _, expected = _brute_force_best(scores[index, :frames, :tokens].double().numpy())
         assert durations[index, :tokens].tolist() == expected
         assert durations[index, tokens:].eq(0).all()
+
+
+def test_espnet_interface_gives_espnet_paths():
+    generator = torch.Generator().manual_seed(5)
+    scores = torch.randn(3, 20, 8, generator=generator).double()
+    text_lengths, feats_lengths = torch.tensor([8, 3, 6]), torch.tensor([20, 3, 11])
+    text_mask, feats_mask = _masks(text_lengths, feats_lengths, 8, 20)
+    attention_mask = (feats_mask[:, :, None] & text_mask[:, None, :]).double()
+    path = maximum_path(scores, attention_mask)
+    assert path.dtype == torch.float64
+    assert torch.equal(path, espnet_maximum_path(scores, attention_mask))
 
 
 def test_ties_are_broken_as_espnet():

@@ -7,7 +7,8 @@ once, for training and for teacher-forced inference:
 
 * :func:`alignment_log_likelihood` scores every (frame, token) pair, ``(B, T_feats, T_text)``;
 * :func:`search_durations` runs the dynamic program (numba, parallel over the batch) and
-  returns how many frames each token gets, ``(B, T_text)``;
+  returns how many frames each token gets, ``(B, T_text)`` (:func:`maximum_path` wraps
+  it in ESPnet's interface);
 * :func:`frame_tokens` gives the token of every frame, :func:`durations_to_path` the
   hard attention matrix, and
   :func:`expand_to_frames` repeats per-token values along time without building it.
@@ -157,6 +158,27 @@ def search_durations(
     durations = np.zeros((batch_size, max_text), dtype=np.int64)
     _search_batch(scores, tokens, frames, durations)
     return torch.from_numpy(durations).to(log_likelihood.device)
+
+
+def maximum_path(
+    log_likelihood: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """ESPnet's ``maximum_path`` interface: the best path as a dense matrix.
+
+    For callers written against ``espnet2.gan_tts.vits.monotonic_align``; the model
+    itself uses :func:`search_durations`, which skips building the matrix.
+
+    Args:
+        log_likelihood: Scores (B, T_feats, T_text).
+        attention_mask: 1 on real (frame, token) pairs (B, T_feats, T_text).
+
+    Returns:
+        Tensor: Path (B, T_feats, T_text) in the dtype and on the device of the scores.
+    """
+    text_mask = attention_mask[:, 0, :] > 0  # (B, T_text)
+    feats_mask = attention_mask[:, :, 0] > 0  # (B, T_feats)
+    durations = search_durations(log_likelihood, text_mask.sum(1), feats_mask.sum(1))
+    return durations_to_path(durations, text_mask, feats_mask).to(log_likelihood.dtype)
 
 
 def _check_lengths(
