@@ -14,7 +14,7 @@ itself does not wait for the GPU (ESPnet's reporter converts them when it logs).
 """
 
 import copy
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from typeguard import typechecked
@@ -210,10 +210,20 @@ class FastVITS(AbsGANTTS):
         }
 
     def _generator_outputs_and_real_windows(
-        self, text, text_lengths, feats, feats_lengths, speech, sids, spembs, lids
-    ):
+        self,
+        text: torch.Tensor,
+        text_lengths: torch.Tensor,
+        feats: torch.Tensor,
+        feats_lengths: torch.Tensor,
+        speech: torch.Tensor,
+        sids: Optional[torch.Tensor],
+        spembs: Optional[torch.Tensor],
+        lids: Optional[torch.Tensor],
+    ) -> Tuple[GeneratorOutput, torch.Tensor]:
         """Shared setup of both turns: generator outputs (cached across the two turns of
         one batch, as ESPnet does) and the recorded windows the decoder's output matches.
+
+        Args: as :meth:`forward`.
 
         Returns:
             GeneratorOutput, Tensor: outputs and real windows (B, 1, segment_size * hop).
@@ -238,7 +248,9 @@ class FastVITS(AbsGANTTS):
         )
         return outputs, real_windows
 
-    def _generator_loss(self, outputs: GeneratorOutput, real_windows: torch.Tensor):
+    def _generator_loss(
+        self, outputs: GeneratorOutput, real_windows: torch.Tensor
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """Mel + KL + duration + adversarial + feature matching (Eq. 8 of the paper)."""
         fake_scores = self.discriminator(outputs.waveform)
         with torch.no_grad():
@@ -279,7 +291,9 @@ class FastVITS(AbsGANTTS):
                 ).mean()
         return loss, stats
 
-    def _discriminator_loss(self, outputs: GeneratorOutput, real_windows: torch.Tensor):
+    def _discriminator_loss(
+        self, outputs: GeneratorOutput, real_windows: torch.Tensor
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """Least-squares GAN loss of the discriminator on real and generated windows."""
         fake_scores = self.discriminator(outputs.waveform.detach())
         real_scores = self.discriminator(real_windows)
