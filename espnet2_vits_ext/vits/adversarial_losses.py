@@ -1,0 +1,186 @@
+"""Adversarial and feature-matching losses of VITS (Sec. 2.3, Eqs. 9-11 of the paper).
+
+The decoder is trained as a HiFi-GAN generator against the "Discriminator" box:
+
+* :class:`GeneratorAdversarialLoss` - ``L_adv(G) = E[(D(G(z)) - 1)^2]`` (least squares;
+  or hinge ``-E[D(G(z))]``);
+* :class:`DiscriminatorAdversarialLoss` - ``L_adv(D) = E[(D(y) - 1)^2 + D(G(z))^2]``,
+  returned as its real and fake halves;
+* :class:`FeatureMatchLoss` - ``L_fm(G)``: L1 between the discriminator's hidden layers on
+  real and generated audio.
+
+Constructor arguments and call signatures are those of ESPnet's
+``espnet2.gan_tts.hifigan.loss`` classes; outputs may be a tensor, a list of tensors (one
+per discriminator) or a list of lists (every layer of each discriminator; the last entry
+is the score). Everything is computed in float32 with autocast off (see :mod:`.fp32`).
+"""
+
+from typing import List, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+
+from espnet2_vits_ext.vits.fp32 import autocast_off, fp32
+
+Outputs = Union[List[List[torch.Tensor]], List[torch.Tensor], torch.Tensor]
+
+
+def _scores(outputs: Outputs) -> List[torch.Tensor]:
+    """Each discriminator's score (the last layer's output when layers are given)."""
+    if not isinstance(outputs, (tuple, list)):
+        return [outputs]
+    return [o[-1] if isinstance(o, (tuple, list)) else o for o in outputs]
+
+
+def _check_loss_type(loss_type: str) -> None:
+    assert loss_type in ["mse", "hinge"], f"{loss_type} is not supported."
+
+
+class GeneratorAdversarialLoss(torch.nn.Module):
+    """Generator adversarial loss (least squares or hinge)."""
+
+    def __init__(self, average_by_discriminators: bool = True, loss_type: str = "mse"):
+        """Initialize the loss.
+
+        Args:
+            average_by_discriminators (bool): Average (else sum) over discriminators.
+            loss_type (str): "mse" or "hinge".
+
+        """
+        super().__init__()
+        _check_loss_type(loss_type)
+        self.average_by_discriminators = average_by_discriminators
+        self.loss_type = loss_type
+
+    def criterion(self, x: torch.Tensor) -> torch.Tensor:
+        """Loss of one score tensor."""
+        if self.loss_type == "mse":
+            return F.mse_loss(x, torch.ones_like(x))
+        return -x.mean()
+
+    def forward(self, outputs: Outputs) -> torch.Tensor:
+        """Calculate the generator adversarial loss.
+
+        Args:
+            outputs (Union[List[List[Tensor]], List[Tensor], Tensor]): Discriminator
+                outputs on generated audio.
+
+        Returns:
+            Tensor: Generator adversarial loss value.
+
+        """
+        with autocast_off(outputs):
+            scores = _scores(outputs)
+            loss = sum(self.criterion(fp32(s)) for s in scores)
+            if self.average_by_discriminators and isinstance(outputs, (tuple, list)):
+                loss = loss / len(scores)
+        return loss
+
+
+class DiscriminatorAdversarialLoss(torch.nn.Module):
+    """Discriminator adversarial loss (least squares or hinge), as (real, fake)."""
+
+    def __init__(self, average_by_discriminators: bool = True, loss_type: str = "mse"):
+        """Initialize the loss.
+
+        Args:
+            average_by_discriminators (bool): Average (else sum) over discriminators.
+            loss_type (str): "mse" or "hinge".
+
+        """
+        super().__init__()
+        _check_loss_type(loss_type)
+        self.average_by_discriminators = average_by_discriminators
+        self.loss_type = loss_type
+
+    def real_criterion(self, x: torch.Tensor) -> torch.Tensor:
+        """Loss of a score on real audio (pushed to 1)."""
+        if self.loss_type == "mse":
+            return F.mse_loss(x, torch.ones_like(x))
+        return -torch.mean(torch.minimum(x - 1, torch.zeros_like(x)))
+
+    def fake_criterion(self, x: torch.Tensor) -> torch.Tensor:
+        """Loss of a score on generated audio (pushed to 0, or below -1 for hinge)."""
+        if self.loss_type == "mse":
+            return F.mse_loss(x, torch.zeros_like(x))
+        return -torch.mean(torch.minimum(-x - 1, torch.zeros_like(x)))
+
+    def forward(self, outputs_hat: Outputs, outputs: Outputs) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Calculate the discriminator adversarial loss.
+
+        Args:
+            outputs_hat (Union[List[List[Tensor]], List[Tensor], Tensor]): Discriminator
+                outputs on generated audio.
+            outputs (Union[List[List[Tensor]], List[Tensor], Tensor]): Discriminator
+                outputs on real audio.
+
+        Returns:
+            Tensor: Real loss value.
+            Tensor: Fake loss value.
+
+        """
+        with autocast_off(outputs, outputs_hat):
+            scores_hat, scores = _scores(outputs_hat), _scores(outputs)
+            pairs = list(zip(scores_hat, scores))
+            real_loss = sum(self.real_criterion(fp32(s)) for _, s in pairs)
+            fake_loss = sum(self.fake_criterion(fp32(s_hat)) for s_hat, _ in pairs)
+            if self.average_by_discriminators and isinstance(outputs, (tuple, list)):
+                real_loss = real_loss / len(pairs)
+                fake_loss = fake_loss / len(pairs)
+        return real_loss, fake_loss
+
+
+class FeatureMatchLoss(torch.nn.Module):
+    """Feature-matching loss: L1 between discriminator layers on real and generated audio."""
+
+    def __init__(
+        self,
+        average_by_layers: bool = True,
+        average_by_discriminators: bool = True,
+        include_final_outputs: bool = False,
+    ):
+        """Initialize the loss.
+
+        Args:
+            average_by_layers (bool): Average (else sum) over the layers of each
+                discriminator.
+            average_by_discriminators (bool): Average (else sum) over discriminators.
+            include_final_outputs (bool): Whether the scores count as a layer too.
+
+        """
+        super().__init__()
+        self.average_by_layers = average_by_layers
+        self.average_by_discriminators = average_by_discriminators
+        self.include_final_outputs = include_final_outputs
+
+    def forward(
+        self,
+        feats_hat: Union[List[List[torch.Tensor]], List[torch.Tensor]],
+        feats: Union[List[List[torch.Tensor]], List[torch.Tensor]],
+    ) -> torch.Tensor:
+        """Calculate the feature-matching loss.
+
+        Args:
+            feats_hat (Union[List[List[Tensor]], List[Tensor]]): Discriminator layer
+                outputs on generated audio (per discriminator, or one discriminator's).
+            feats (Union[List[List[Tensor]], List[Tensor]]): The same on real audio
+                (detached here: no gradient reaches the discriminator).
+
+        Returns:
+            Tensor: Feature-matching loss value.
+
+        """
+        with autocast_off(feats_hat, feats):
+            total, n_disc = 0.0, 0
+            for layers_hat, layers in zip(feats_hat, feats):
+                if not self.include_final_outputs:
+                    layers_hat, layers = layers_hat[:-1], layers[:-1]
+                pairs = list(zip(layers_hat, layers))
+                loss = sum(F.l1_loss(fp32(h), fp32(r.detach())) for h, r in pairs)
+                if self.average_by_layers:
+                    loss = loss / len(pairs)
+                total = total + loss
+                n_disc += 1
+            if self.average_by_discriminators:
+                total = total / n_disc
+        return total

@@ -1,0 +1,227 @@
+"""The VITS "Discriminator" box (Fig. 1a, Sec. 2.3): HiFi-GAN's multi-period and
+multi-scale discriminators, alone or together.
+
+VITS uses HiFi-GAN's multi-period discriminator; ESPnet's VITS recipe adds one scale
+discriminator (``hifigan_multi_scale_multi_period_discriminator`` with ``scales: 1``).
+Each ``forward`` returns one list per sub-discriminator holding every layer's output
+(the last is the score), the format the adversarial and feature-matching losses take.
+
+Constructor arguments and ``state_dict`` keys (``discriminators.<i>``, ``msd``/``mpd``) are
+those of ESPnet's ``espnet2.gan_tts.hifigan`` classes. :data:`AVAILABLE_DISCRIMINATORS`
+maps ESPnet's ``discriminator_type`` names to our classes.
+"""
+
+import copy
+from typing import Any, Dict, List
+
+import torch
+
+from espnet2_vits_ext.vits.period_discriminator import HiFiGANPeriodDiscriminator
+from espnet2_vits_ext.vits.scale_discriminator import HiFiGANScaleDiscriminator
+
+
+class HiFiGANMultiPeriodDiscriminator(torch.nn.Module):
+    """Period discriminators, one per period (ESPnet-compatible)."""
+
+    def __init__(
+        self,
+        periods: List[int] = [2, 3, 5, 7, 11],
+        discriminator_params: Dict[str, Any] = {
+            "in_channels": 1,
+            "out_channels": 1,
+            "kernel_sizes": [5, 3],
+            "channels": 32,
+            "downsample_scales": [3, 3, 3, 3, 1],
+            "max_downsample_channels": 1024,
+            "bias": True,
+            "nonlinear_activation": "LeakyReLU",
+            "nonlinear_activation_params": {"negative_slope": 0.1},
+            "use_weight_norm": True,
+            "use_spectral_norm": False,
+        },
+    ):
+        """Initialize the multi-period discriminator.
+
+        Args:
+            periods (List[int]): One period discriminator per period.
+            discriminator_params (Dict[str, Any]): :class:`HiFiGANPeriodDiscriminator`
+                arguments; ``period`` is overwritten.
+
+        """
+        super().__init__()
+        self.discriminators = torch.nn.ModuleList()
+        for period in periods:
+            params = copy.deepcopy(discriminator_params)
+            params["period"] = period
+            self.discriminators.append(HiFiGANPeriodDiscriminator(**params))
+
+    def forward(self, x: torch.Tensor) -> List[List[torch.Tensor]]:
+        """Calculate forward propagation.
+
+        Args:
+            x (Tensor): Input waveform (B, 1, T).
+
+        Returns:
+            List[List[Tensor]]: Every layer's output of each discriminator.
+
+        """
+        return [d(x) for d in self.discriminators]
+
+
+class HiFiGANMultiScaleDiscriminator(torch.nn.Module):
+    """Scale discriminators on successively pooled waveforms (ESPnet-compatible)."""
+
+    def __init__(
+        self,
+        scales: int = 3,
+        downsample_pooling: str = "AvgPool1d",
+        downsample_pooling_params: Dict[str, Any] = {
+            "kernel_size": 4,
+            "stride": 2,
+            "padding": 2,
+        },
+        discriminator_params: Dict[str, Any] = {
+            "in_channels": 1,
+            "out_channels": 1,
+            "kernel_sizes": [15, 41, 5, 3],
+            "channels": 128,
+            "max_downsample_channels": 1024,
+            "max_groups": 16,
+            "bias": True,
+            "downsample_scales": [2, 2, 4, 4, 1],
+            "nonlinear_activation": "LeakyReLU",
+            "nonlinear_activation_params": {"negative_slope": 0.1},
+        },
+        follow_official_norm: bool = False,
+    ):
+        """Initialize the multi-scale discriminator.
+
+        Args:
+            scales (int): Number of scale discriminators.
+            downsample_pooling (str): Pooling module name in ``torch.nn``.
+            downsample_pooling_params (Dict[str, Any]): Its parameters.
+            discriminator_params (Dict[str, Any]): :class:`HiFiGANScaleDiscriminator`
+                arguments.
+            follow_official_norm (bool): As the official HiFi-GAN: spectral norm in the
+                first discriminator, weight norm in the others.
+
+        """
+        super().__init__()
+        self.discriminators = torch.nn.ModuleList()
+        for i in range(scales):
+            params = copy.deepcopy(discriminator_params)
+            if follow_official_norm:
+                params["use_weight_norm"] = i != 0
+                params["use_spectral_norm"] = i == 0
+            self.discriminators.append(HiFiGANScaleDiscriminator(**params))
+        self.pooling = None
+        if scales > 1:
+            self.pooling = getattr(torch.nn, downsample_pooling)(**downsample_pooling_params)
+
+    def forward(self, x: torch.Tensor) -> List[List[torch.Tensor]]:
+        """Calculate forward propagation.
+
+        Args:
+            x (Tensor): Input waveform (B, 1, T).
+
+        Returns:
+            List[List[Tensor]]: Every layer's output of each discriminator.
+
+        """
+        outs = []
+        last = len(self.discriminators) - 1
+        for i, d in enumerate(self.discriminators):
+            outs.append(d(x))
+            if self.pooling is not None and i < last:  # nothing reads the last pooling
+                x = self.pooling(x)
+        return outs
+
+
+class HiFiGANMultiScaleMultiPeriodDiscriminator(torch.nn.Module):
+    """Multi-scale and multi-period discriminators together (ESPnet-compatible)."""
+
+    def __init__(
+        self,
+        # Multi-scale discriminator related
+        scales: int = 3,
+        scale_downsample_pooling: str = "AvgPool1d",
+        scale_downsample_pooling_params: Dict[str, Any] = {
+            "kernel_size": 4,
+            "stride": 2,
+            "padding": 2,
+        },
+        scale_discriminator_params: Dict[str, Any] = {
+            "in_channels": 1,
+            "out_channels": 1,
+            "kernel_sizes": [15, 41, 5, 3],
+            "channels": 128,
+            "max_downsample_channels": 1024,
+            "max_groups": 16,
+            "bias": True,
+            "downsample_scales": [2, 2, 4, 4, 1],
+            "nonlinear_activation": "LeakyReLU",
+            "nonlinear_activation_params": {"negative_slope": 0.1},
+        },
+        follow_official_norm: bool = True,
+        # Multi-period discriminator related
+        periods: List[int] = [2, 3, 5, 7, 11],
+        period_discriminator_params: Dict[str, Any] = {
+            "in_channels": 1,
+            "out_channels": 1,
+            "kernel_sizes": [5, 3],
+            "channels": 32,
+            "downsample_scales": [3, 3, 3, 3, 1],
+            "max_downsample_channels": 1024,
+            "bias": True,
+            "nonlinear_activation": "LeakyReLU",
+            "nonlinear_activation_params": {"negative_slope": 0.1},
+            "use_weight_norm": True,
+            "use_spectral_norm": False,
+        },
+    ):
+        """Initialize the multi-scale multi-period discriminator.
+
+        Args:
+            scales (int): Number of scale discriminators.
+            scale_downsample_pooling (str): Pooling module name in ``torch.nn``.
+            scale_downsample_pooling_params (Dict[str, Any]): Its parameters.
+            scale_discriminator_params (Dict[str, Any]): Scale discriminator arguments.
+            follow_official_norm (bool): Spectral norm in the first scale discriminator,
+                weight norm in the others.
+            periods (List[int]): One period discriminator per period.
+            period_discriminator_params (Dict[str, Any]): Period discriminator arguments.
+
+        """
+        super().__init__()
+        self.msd = HiFiGANMultiScaleDiscriminator(
+            scales=scales,
+            downsample_pooling=scale_downsample_pooling,
+            downsample_pooling_params=scale_downsample_pooling_params,
+            discriminator_params=scale_discriminator_params,
+            follow_official_norm=follow_official_norm,
+        )
+        self.mpd = HiFiGANMultiPeriodDiscriminator(
+            periods=periods,
+            discriminator_params=period_discriminator_params,
+        )
+
+    def forward(self, x: torch.Tensor) -> List[List[torch.Tensor]]:
+        """Calculate forward propagation.
+
+        Args:
+            x (Tensor): Input waveform (B, 1, T).
+
+        Returns:
+            List[List[Tensor]]: Scale discriminators' outputs, then period ones'.
+
+        """
+        return self.msd(x) + self.mpd(x)
+
+
+AVAILABLE_DISCRIMINATORS = {
+    "hifigan_period_discriminator": HiFiGANPeriodDiscriminator,
+    "hifigan_scale_discriminator": HiFiGANScaleDiscriminator,
+    "hifigan_multi_period_discriminator": HiFiGANMultiPeriodDiscriminator,
+    "hifigan_multi_scale_discriminator": HiFiGANMultiScaleDiscriminator,
+    "hifigan_multi_scale_multi_period_discriminator": HiFiGANMultiScaleMultiPeriodDiscriminator,
+}

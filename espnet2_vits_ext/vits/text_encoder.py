@@ -1,0 +1,114 @@
+"""Text encoder of VITS.
+
+This is the "Text Encoder" box of the VITS paper (Figure 1) together with the
+"Projection" above it: phoneme embeddings go through a stack of Conformer blocks (the
+paper uses a relative-position Transformer; ESPnet's VITS, whose configuration keys and
+weights we keep, uses Conformer blocks with relative-position self-attention) and a 1x1
+projection to the mean ``m_p`` and log-scale ``logs_p`` of the prior ``p(z | c)`` that the
+monotonic alignment search matches to the flow's output.
+"""
+
+import math
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from espnet2_vits_ext.vits.conformer import Conformer
+from espnet2_vits_ext.vits.masking import non_pad_mask
+
+
+class TextEncoder(nn.Module):
+    """Text encoder module in VITS (constructor arguments and weights as ESPnet's).
+
+    Args:
+        vocabs (int): Vocabulary size.
+        attention_dim (int): Attention dimension.
+        attention_heads (int): Number of attention heads.
+        linear_units (int): Number of linear units of positionwise layers.
+        blocks (int): Number of encoder blocks.
+        positionwise_layer_type (str): Positionwise layer type (linear, conv1d, conv1d-linear).
+        positionwise_conv_kernel_size (int): Positionwise layer's kernel size.
+        positional_encoding_layer_type (str): Positional encoding layer type
+            (abs_pos, scaled_abs_pos, rel_pos, legacy_rel_pos).
+        self_attention_layer_type (str): Self-attention layer type
+            (selfattn, rel_selfattn, legacy_rel_selfattn).
+        activation_type (str): Activation function type (swish, relu, tanh, hardtanh, selu).
+        normalize_before (bool): Whether to apply LayerNorm before each sub-layer.
+        use_macaron_style (bool): Whether to use macaron style components.
+        use_conformer_conv (bool): Whether to use conformer conv layers.
+        conformer_kernel_size (int): Conformer's conv kernel size.
+        dropout_rate (float): Dropout rate.
+        positional_dropout_rate (float): Dropout rate for positional encoding.
+        attention_dropout_rate (float): Dropout rate for attention.
+
+    """
+
+    def __init__(
+        self,
+        vocabs: int,
+        attention_dim: int = 192,
+        attention_heads: int = 2,
+        linear_units: int = 768,
+        blocks: int = 6,
+        positionwise_layer_type: str = "conv1d",
+        positionwise_conv_kernel_size: int = 3,
+        positional_encoding_layer_type: str = "rel_pos",
+        self_attention_layer_type: str = "rel_selfattn",
+        activation_type: str = "swish",
+        normalize_before: bool = True,
+        use_macaron_style: bool = False,
+        use_conformer_conv: bool = False,
+        conformer_kernel_size: int = 7,
+        dropout_rate: float = 0.1,
+        positional_dropout_rate: float = 0.0,
+        attention_dropout_rate: float = 0.0,
+    ):
+        super().__init__()
+        self.attention_dim = attention_dim
+        self.emb = nn.Embedding(vocabs, attention_dim)
+        nn.init.normal_(self.emb.weight, 0.0, attention_dim**-0.5)
+        self.encoder = Conformer(
+            attention_dim=attention_dim,
+            attention_heads=attention_heads,
+            linear_units=linear_units,
+            num_blocks=blocks,
+            dropout_rate=dropout_rate,
+            positional_dropout_rate=positional_dropout_rate,
+            attention_dropout_rate=attention_dropout_rate,
+            normalize_before=normalize_before,
+            positionwise_layer_type=positionwise_layer_type,
+            positionwise_conv_kernel_size=positionwise_conv_kernel_size,
+            macaron_style=use_macaron_style,
+            pos_enc_layer_type=positional_encoding_layer_type,
+            selfattention_layer_type=self_attention_layer_type,
+            activation_type=activation_type,
+            use_cnn_module=use_conformer_conv,
+            cnn_module_kernel=conformer_kernel_size,
+        )
+        self.proj = nn.Conv1d(attention_dim, attention_dim * 2, 1)
+
+    def forward(
+        self, x: torch.Tensor, x_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encode a padded batch of token ids.
+
+        Args:
+            x (Tensor): Input index tensor (B, T_text).
+            x_lengths (Tensor): Length tensor (B,).
+
+        Returns:
+            Tensor: Encoded hidden representation (B, attention_dim, T_text).
+            Tensor: Projected mean tensor (B, attention_dim, T_text).
+            Tensor: Projected scale tensor (B, attention_dim, T_text).
+            Tensor: Mask tensor for input tensor (B, 1, T_text).
+
+        """
+        h = self.emb(x) * math.sqrt(self.attention_dim)
+        x_mask = non_pad_mask(x_lengths, x.size(1)).unsqueeze(1).to(h.dtype)
+        h = self.encoder(h, x_mask)  # (B, T_text, attention_dim)
+        # The 1x1 projection as a matrix product on the channel-last output.
+        stats = F.linear(h, self.proj.weight.squeeze(-1), self.proj.bias).transpose(1, 2) * x_mask
+        m, logs = stats.split(stats.size(1) // 2, dim=1)
+        return h.transpose(1, 2), m, logs, x_mask

@@ -1,0 +1,284 @@
+"""Non-causal WaveNet stack: the body of the posterior encoder and of each coupling layer.
+
+In the VITS paper (Figure 1) this is the network inside the "Posterior Encoder" box and
+inside each affine coupling layer of the "Flow" box: a stack of dilated, non-causal
+convolutions with gated tanh-sigmoid units, residual and skip connections, and optional
+global conditioning (a speaker embedding). Constructor arguments and parameter names are
+those of ESPnet's ``espnet2/gan_tts/wavenet`` (``conv_layers.N.conv``, ``conv1x1_out``,
+``conv1x1_glo``, ...), with the same weight normalisation (``weight_g``/``weight_v``).
+Conditioning is added to the whole gate input at once, and the skip sum is accumulated
+in place.
+"""
+
+import logging
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Conv1d(nn.Conv1d):
+    """Conv1d with Kaiming-normal weights and zero bias (ESPnet's WaveNet initialisation)."""
+
+    def reset_parameters(self):
+        nn.init.kaiming_normal_(self.weight, nonlinearity="relu")
+        if self.bias is not None:
+            nn.init.constant_(self.bias, 0.0)
+
+
+class Conv1d1x1(Conv1d):
+    """1x1 Conv1d with the WaveNet initialisation."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool):
+        super().__init__(in_channels, out_channels, kernel_size=1, padding=0, dilation=1, bias=bias)
+
+
+class ResidualBlock(nn.Module):
+    """One WaveNet layer: dilated conv -> (+ conditioning) -> tanh * sigmoid -> 1x1 conv
+    split into a residual part and a skip part.
+
+    Args:
+        kernel_size (int): Kernel size of the dilated convolution (odd).
+        residual_channels (int): Number of channels of the residual path.
+        gate_channels (int): Number of channels of the gate (even).
+        skip_channels (int): Number of channels of the skip output.
+        aux_channels (int): Number of local conditioning channels (<= 0: none).
+        global_channels (int): Number of global conditioning channels (<= 0: none).
+        dropout_rate (float): Dropout probability on the input.
+        dilation (int): Dilation factor.
+        bias (bool): Whether the convolutions have biases.
+        scale_residual (bool): Whether to scale the residual output by sqrt(0.5).
+
+    """
+
+    def __init__(
+        self,
+        kernel_size: int = 3,
+        residual_channels: int = 64,
+        gate_channels: int = 128,
+        skip_channels: int = 64,
+        aux_channels: int = 80,
+        global_channels: int = -1,
+        dropout_rate: float = 0.0,
+        dilation: int = 1,
+        bias: bool = True,
+        scale_residual: bool = False,
+    ):
+        super().__init__()
+        if (kernel_size - 1) % 2 != 0:
+            raise ValueError(f"WaveNet kernel size must be odd, got {kernel_size}")
+        if gate_channels % 2 != 0:
+            raise ValueError(f"gate_channels must be even, got {gate_channels}")
+        self.dropout_rate = dropout_rate
+        self.residual_channels = residual_channels
+        self.skip_channels = skip_channels
+        self.scale_residual = scale_residual
+        self.conv = Conv1d(
+            residual_channels,
+            gate_channels,
+            kernel_size,
+            padding=(kernel_size - 1) // 2 * dilation,
+            dilation=dilation,
+            bias=bias,
+        )
+        self.conv1x1_aux = Conv1d1x1(aux_channels, gate_channels, bias=False) if aux_channels > 0 else None
+        self.conv1x1_glo = Conv1d1x1(global_channels, gate_channels, bias=False) if global_channels > 0 else None
+        # One 1x1 conv for the residual and the skip outputs together.
+        self.conv1x1_out = Conv1d1x1(gate_channels // 2, residual_channels + skip_channels, bias=bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        x_mask: Optional[torch.Tensor] = None,
+        c: Optional[torch.Tensor] = None,
+        g: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Compute one layer.
+
+        Args:
+            x (Tensor): Input tensor (B, residual_channels, T).
+            x_mask (Optional[Tensor]): Mask tensor (B, 1, T).
+            c (Optional[Tensor]): Local conditioning tensor (B, aux_channels, T).
+            g (Optional[Tensor]): Global conditioning tensor (B, global_channels, 1).
+
+        Returns:
+            Tensor: Output tensor for residual connection (B, residual_channels, T).
+            Tensor: Output tensor for skip connection (B, skip_channels, T).
+
+        """
+        residual = x
+        if self.dropout_rate > 0.0 and self.training:
+            x = F.dropout(x, p=self.dropout_rate, training=True)
+        h = self.conv(x)
+        if c is not None:
+            h = h + self.conv1x1_aux(c)
+        if g is not None:
+            h = h + self.conv1x1_glo(g)  # (B, gate, 1) broadcast over time
+        half = h.size(1) // 2
+        h = torch.tanh(h[:, :half]) * torch.sigmoid(h[:, half:])
+        h = self.conv1x1_out(h)
+        if x_mask is not None:
+            h = h * x_mask
+        x, s = h.split([self.residual_channels, self.skip_channels], dim=1)
+        x = x + residual
+        if self.scale_residual:
+            x = x * math.sqrt(0.5)
+        return x, s
+
+
+class WaveNet(nn.Module):
+    """WaveNet with global conditioning (ESPnet's ``espnet2.gan_tts.wavenet.WaveNet``).
+
+    Args:
+        in_channels (int): Number of input channels (used with ``use_first_conv``).
+        out_channels (int): Number of output channels (used with ``use_last_conv``).
+        kernel_size (int): Kernel size of dilated convolution.
+        layers (int): Number of residual block layers.
+        stacks (int): Number of stacks i.e., dilation cycles.
+        base_dilation (int): Base dilation factor.
+        residual_channels (int): Number of channels in residual conv.
+        aux_channels (int): Number of channels for local conditioning feature.
+        gate_channels (int): Number of channels in gated conv.
+        skip_channels (int): Number of channels in skip conv.
+        global_channels (int): Number of channels for global conditioning feature.
+        dropout_rate (float): Dropout rate. 0.0 means no dropout applied.
+        bias (bool): Whether to use bias parameter in conv layer.
+        use_weight_norm (bool): Whether to apply weight norm to all conv layers.
+        use_first_conv (bool): Whether to use the first conv layers.
+        use_last_conv (bool): Whether to use the last conv layers.
+        scale_residual (bool): Whether to scale the residual outputs.
+        scale_skip_connect (bool): Whether to scale the skip connection outputs.
+
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        kernel_size: int = 3,
+        layers: int = 30,
+        stacks: int = 3,
+        base_dilation: int = 2,
+        residual_channels: int = 64,
+        aux_channels: int = -1,
+        gate_channels: int = 128,
+        skip_channels: int = 64,
+        global_channels: int = -1,
+        dropout_rate: float = 0.0,
+        bias: bool = True,
+        use_weight_norm: bool = True,
+        use_first_conv: bool = False,
+        use_last_conv: bool = False,
+        scale_residual: bool = False,
+        scale_skip_connect: bool = False,
+    ):
+        super().__init__()
+        if layers % stacks != 0:
+            raise ValueError(f"layers ({layers}) must be a multiple of stacks ({stacks})")
+        self.layers = layers
+        self.stacks = stacks
+        self.kernel_size = kernel_size
+        self.base_dilation = base_dilation
+        self.use_first_conv = use_first_conv
+        self.use_last_conv = use_last_conv
+        self.scale_skip_connect = scale_skip_connect
+        layers_per_stack = layers // stacks
+
+        if use_first_conv:
+            self.first_conv = Conv1d1x1(in_channels, residual_channels, bias=True)
+        self.conv_layers = nn.ModuleList(
+            ResidualBlock(
+                kernel_size=kernel_size,
+                residual_channels=residual_channels,
+                gate_channels=gate_channels,
+                skip_channels=skip_channels,
+                aux_channels=aux_channels,
+                global_channels=global_channels,
+                dilation=base_dilation ** (layer % layers_per_stack),
+                dropout_rate=dropout_rate,
+                bias=bias,
+                scale_residual=scale_residual,
+            )
+            for layer in range(layers)
+        )
+        if use_last_conv:
+            self.last_conv = nn.Sequential(
+                nn.ReLU(inplace=True),
+                Conv1d1x1(skip_channels, skip_channels, bias=True),
+                nn.ReLU(inplace=True),
+                Conv1d1x1(skip_channels, out_channels, bias=True),
+            )
+        if use_weight_norm:
+            self.apply_weight_norm()
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        x_mask: Optional[torch.Tensor] = None,
+        c: Optional[torch.Tensor] = None,
+        g: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Calculate forward propagation.
+
+        Args:
+            x (Tensor): Input (B, in_channels, T) if use_first_conv else
+                (B, residual_channels, T).
+            x_mask (Optional[Tensor]): Mask tensor (B, 1, T).
+            c (Optional[Tensor]): Local conditioning features (B, aux_channels, T).
+            g (Optional[Tensor]): Global conditioning features (B, global_channels, 1).
+
+        Returns:
+            Tensor: Output (B, out_channels, T) if use_last_conv else (B, skip_channels, T).
+
+        """
+        if self.use_first_conv:
+            x = self.first_conv(x)
+        skips = None
+        for i, layer in enumerate(self.conv_layers):
+            x, s = layer(x, x_mask=x_mask, c=c, g=g)
+            if skips is None:
+                skips = s
+            elif i == 1:
+                skips = skips + s  # a fresh tensor we own: later sums go in place
+            else:
+                skips.add_(s)
+        x = skips
+        if self.scale_skip_connect:
+            x = x * math.sqrt(1.0 / len(self.conv_layers))
+        if self.use_last_conv:
+            x = self.last_conv(x)
+        return x
+
+    def remove_weight_norm(self):
+        """Remove weight normalization from all of the layers."""
+
+        def _remove(m: nn.Module):
+            try:
+                nn.utils.remove_weight_norm(m)
+            except ValueError:  # this module didn't have weight norm
+                return
+
+        self.apply(_remove)
+
+    def apply_weight_norm(self):
+        """Apply weight normalization (the ``weight_g``/``weight_v`` API) to all conv layers."""
+
+        def _apply(m: nn.Module):
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+                nn.utils.weight_norm(m)
+                logging.debug(f"Weight norm is applied to {m}.")
+
+        self.apply(_apply)
+
+    @staticmethod
+    def _get_receptive_field_size(layers: int, stacks: int, kernel_size: int, base_dilation: int) -> int:
+        layers_per_cycle = layers // stacks
+        dilations = [base_dilation ** (i % layers_per_cycle) for i in range(layers)]
+        return (kernel_size - 1) * sum(dilations) + 1
+
+    @property
+    def receptive_field_size(self) -> int:
+        """Return receptive field size."""
+        return self._get_receptive_field_size(self.layers, self.stacks, self.kernel_size, self.base_dilation)
