@@ -28,6 +28,8 @@ install_requires = [
     "tensorboard==2.21.0",
     "matplotlib==3.11.2",
     "phonemizer==3.4.0",
+    "pysptk==1.0.1",  # mel-cepstra for the mel-cepstral distortion of stage 8
+    "Cython==3.3.1",  # a run-time requirement of pysptk
     "espeakng-loader==0.2.4",
 ]
 

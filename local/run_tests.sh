@@ -8,6 +8,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "${root}"
 local/setup_env.sh --with-tests
+# The listening-report test opens the report in Debian's chromium (installed when root).
+local/install_chromium.sh >/dev/null
 # shellcheck disable=SC1091
 . ./path.sh
 exec python -m pytest -c tests/pytest.ini --rootdir "${root}" tests "$@"
