@@ -26,7 +26,9 @@ if [ "${VITS_EXT_USE_CURRENT_ENV:-false}" = true ]; then
   venv=$("${python}" -c 'import sys; print(sys.prefix)')
 else
   venv=${root}/.venv
-  if [ ! -x "${venv}/bin/python" ]; then
+  # A venv cannot be moved after creation (its scripts hold its path), so it is made in
+  # place and a marker written last says the creation finished.
+  if [ ! -f "${venv}/.created" ]; then
     base_python=${PYTHON:-}
     if [ -z "${base_python}" ]; then
       for candidate in python3.11 python3; do
@@ -42,8 +44,9 @@ else
       exit 1
     fi
     echo "$0: creating ${venv} with ${base_python}"
-    "${base_python}" -m venv "${venv}.tmp.$$"
-    mv "${venv}.tmp.$$" "${venv}" 2>/dev/null || { rm -rf "${venv}.tmp.$$"; echo "$0: cannot create ${venv}" >&2; exit 1; }
+    rm -rf "${venv}"
+    "${base_python}" -m venv "${venv}"
+    touch "${venv}/.created"
   fi
   python=${venv}/bin/python
 fi

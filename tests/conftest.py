@@ -1,9 +1,8 @@
 """Shared fixtures: tiny configurations that build in milliseconds on CPU.
 
-``tiny_vits_params`` holds ``tts_conf`` keys of ESPnet's VITS (the same names our model
-takes) for a model small enough to train a few steps in a test. ``ljspeech_vits_params``
-is the generator configuration of ESPnet's ``egs2/ljspeech/tts1`` ``train_vits.yaml``,
-for parity tests at full size.
+``tiny_tts_conf()`` holds ``tts_conf`` keys of ESPnet's VITS (the same names our model
+takes) for a model small enough to train a few steps in a test; full-size parity tests
+use the model's defaults, which are ESPnet's LJSpeech ``train_vits.yaml`` values.
 """
 
 import copy
