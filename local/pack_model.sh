@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Stage 7b: pack a trained model into a zip that Text2Speech.from_pretrained loads, and check it.
+#
+# Runs ESPnet's `python -m espnet2.bin.pack tts` with the training config, the model file, the
+# feature statistics and the training curves (<exp_dir>/images), writing to a temporary name that
+# is renamed to <zip> when complete. Then local/check_packed_model.py loads the zip in a fresh
+# process, offline, as a user would (Text2Speech.from_pretrained(model_tag=<zip>)), and
+# synthesizes a sentence. <zip>.done records a signature of the inputs: a rerun with the same
+# ones does nothing.
+#
+# Usage: local/pack_model.sh <exp_dir> <model_file> <stats_dir> <zip>
+#   e.g. local/pack_model.sh exp/tts_train exp/tts_train/latest.pth exp/tts_stats_train \
+#          exp/tts_train/packed/tts_train_latest.zip
+set -euo pipefail
+
+help_message="Usage: $0 <exp_dir> <model_file> <stats_dir> <zip>
+Pack a trained model with espnet2.bin.pack tts and check that the zip loads and synthesizes."
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck disable=SC1091
+. "${root}/utils/parse_options.sh"
+# shellcheck disable=SC1091
+. "${root}/utils/recipe_lib.sh"
+[ $# -eq 4 ] || { printf '%s\n' "${help_message}" >&2; exit 2; }
+exp_dir=${1%/}
+model_file=$2
+stats_dir=${3%/}
+zip=$4
+case "${zip}" in
+  *.zip) ;;
+  *) die "the packed model must end in .zip, not '${zip}'" ;;
+esac
+[ -f "${exp_dir}/config.yaml" ] || die "${exp_dir}/config.yaml not found: has stage 6 run?"
+[ -f "${model_file}" ] || die "model file ${model_file} not found"
+[ -f "${stats_dir}/train/feats_stats.npz" ] || die "${stats_dir}/train/feats_stats.npz not found: has stage 5 run?"
+
+zip_dir=$(dirname "${zip}")
+marker=${zip_dir}/.$(basename "${zip}").done
+model_id=$(stat -L -c '%n %s %Y' "$(readlink -f "${model_file}")")
+key=$(signature "${model_id}" "${exp_dir}/config.yaml" "${stats_dir}/train/feats_stats.npz")
+if [ -f "${zip}" ] && [ -f "${marker}" ] && [ "$(cat "${marker}")" = "${key}" ]; then
+  log "${zip} is up to date: skipping"
+  exit 0
+fi
+rm -f "${marker}"
+mkdir -p "${zip_dir}"
+record=${zip_dir}/command.sh
+echo "# $(date '+%Y-%m-%dT%H:%M:%S') stage 7 (packing) commands, from ${PWD}" >> "${record}"
+record_command "${record}" "$0" "$@"
+
+opts=(--option "${stats_dir}/train/feats_stats.npz")
+[ -d "${exp_dir}/images" ] && opts+=(--option "${exp_dir}/images")
+tmp_dir=${zip_dir}/.tmp.$$
+mkdir -p "${tmp_dir}"
+trap 'rm -rf "${tmp_dir}"' EXIT
+run_recorded "${record}" python3 -m espnet2.bin.pack tts \
+  --train_config "${exp_dir}/config.yaml" \
+  --model_file "${model_file}" \
+  --outpath "${tmp_dir}/$(basename "${zip}")" \
+  "${opts[@]}"
+mv "${tmp_dir}/$(basename "${zip}")" "${zip}"
+run_recorded "${record}" python3 "${root}/local/check_packed_model.py" "${zip}" \
+  || die "${zip} was written but does not load or synthesize (see above)"
+printf '%s\n' "${key}" > "${marker}.tmp"
+mv "${marker}.tmp" "${marker}"
+log "packed ${zip} ($(du -h "${zip}" | cut -f1))"

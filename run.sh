@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# VITS on LJSpeech (or the built-in mini corpus): from the raw corpus to a trained, packed voice.
+#
+#   Stage 1  corpus       download + verify + extract LJSpeech 1.1, or generate the mini corpus
+#   Stage 2  data         Kaldi data dirs data/{train,val,test} with the VITS split (12,500/100/500)
+#   Stage 3  audio        check, resample and dump the clips: dump/raw/<set>
+#   Stage 4  text         clean + phonemize, drop unusable utterances, token list
+#   Stage 5  stats        ESPnet collect stats: shape files, feature statistics
+#   Stage 6  training     ESPnet2 GAN-TTS trainer (CPU, one GPU, or distributed with --ngpu N)
+#   Stage 7  synthesis    synthesize the test set in parallel jobs; pack a zip for Text2Speech
+#
+# Every stage is idempotent (a .done signature per output; a rerun skips finished work and redoes
+# work whose inputs or options changed) and atomic (outputs are built under temporary names and
+# renamed when complete). Each stage's commands are recorded in its output folder (command.sh).
+#
+# Usage: ./run.sh [options]          (./run.sh --help lists every option)
+#   e.g. ./run.sh --corpus mini --stage 1 --stop_stage 7
+#        ./run.sh --ngpu 4 --nj 16
+set -euo pipefail
+
+# General
+stage=1                 # first stage to run
+stop_stage=7            # last stage to run
+nj=4                    # parallel jobs for stages 3-5 (at most one per utterance)
+inference_nj=4          # parallel synthesis jobs in stage 7
+ngpu=0                  # GPUs for training (0: CPU; more than 1: ESPnet's distributed mode)
+gpu_inference=false     # synthesize on one GPU per job
+corpus=ljspeech         # ljspeech (the real corpus) or mini (built-in espeak-ng corpus)
+# Stage 1: corpus
+download_dir=downloads  # where the archive, the extracted corpus and the mini corpus go
+ljspeech_root=          # an already extracted LJSpeech-1.1 directory (skips the download)
+ljspeech_url=https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2  # LJSpeech 1.1 archive
+ljspeech_sha256=be1a30453f28eb8dd26af4101ae40cbf2c50413b1bb21936cbcdc6fae3de8aa5  # its SHA-256
+# Output directories
+datadir=data            # stage 2 output: Kaldi data dirs
+dumpdir=dump            # stages 3-4 output: dumped audio, token lists
+expdir=exp              # stages 5-7 output: statistics, models, logs, synthesis
+# Stage 3: audio
+fs=                     # sample rate of the dump; empty: tts_conf.sampling_rate of --train_config
+min_duration=0.5        # clips shorter than this (seconds) are excluded
+max_duration=20         # clips longer than this (seconds) are excluded
+# Stage 4: text
+g2p=                    # grapheme-to-phoneme; empty: g2p of --train_config (espeak_ng_english_us_vits)
+cleaner=                # text cleaner; empty: cleaner of --train_config (tacotron)
+# Stages 5-6: training
+train_config=           # ESPnet config; empty: conf/train.yaml (ljspeech) or conf/train_mini.yaml (mini)
+train_args=             # extra trainer arguments, override the config, e.g. "--max_epoch 10"
+tag=                    # experiment name exp/tts_<tag>; empty: config name + train_args
+resume=true             # continue an interrupted training from its last checkpoint
+train_threads=          # threads per training process; empty: all cores on CPU, 1 per GPU process
+# Stage 7: synthesis and packing
+inference_model=latest.pth  # checkpoint in exp/tts_<tag> to synthesize with and to pack
+inference_config=       # ESPnet inference config (yaml); empty: ESPnet's defaults
+inference_args=         # extra arguments for espnet2.bin.tts_inference, e.g. "--noise_scale 0.5"
+
+help_message=$(cat <<EOF
+Usage: $0 [options]
+Train VITS on LJSpeech (or the built-in mini corpus) and pack it; stages:
+  1 corpus, 2 data dirs, 3 audio dump, 4 text/tokens, 5 collect stats, 6 training, 7 synthesis + pack
+
+General:
+  --stage N              first stage to run (default: ${stage})
+  --stop_stage N         last stage to run (default: ${stop_stage})
+  --nj N                 parallel jobs for stages 3-5 (default: ${nj})
+  --inference_nj N       parallel synthesis jobs in stage 7 (default: ${inference_nj})
+  --ngpu N               GPUs for training, 0 for CPU (default: ${ngpu})
+  --gpu_inference BOOL   synthesize on GPU (default: ${gpu_inference})
+  --corpus NAME          ljspeech or mini (default: ${corpus})
+Corpus (stage 1):
+  --download_dir DIR     archive, extracted corpus, mini corpus (default: ${download_dir})
+  --ljspeech_root DIR    use this extracted LJSpeech-1.1 instead of downloading (default: none)
+  --ljspeech_url URL     LJSpeech 1.1 archive (default: ${ljspeech_url})
+  --ljspeech_sha256 HEX  its SHA-256 (default: ${ljspeech_sha256})
+Output directories:
+  --datadir DIR          Kaldi data dirs (default: ${datadir})
+  --dumpdir DIR          dumped audio and token lists (default: ${dumpdir})
+  --expdir DIR           statistics, models, logs, synthesis (default: ${expdir})
+Audio (stage 3):
+  --fs HZ                sample rate (default: tts_conf.sampling_rate of the config)
+  --min_duration S       exclude clips shorter than S seconds (default: ${min_duration})
+  --max_duration S       exclude clips longer than S seconds (default: ${max_duration})
+Text (stage 4):
+  --g2p NAME             grapheme-to-phoneme (default: g2p of the config)
+  --cleaner NAME         text cleaner (default: cleaner of the config)
+Training (stages 5-6):
+  --train_config FILE    ESPnet config (default: conf/train.yaml; conf/train_mini.yaml with --corpus mini)
+  --train_args STR       extra trainer arguments, e.g. "--max_epoch 10" (default: none)
+  --tag NAME             experiment exp/tts_<tag> (default: config name + train_args)
+  --resume BOOL          resume training from the last checkpoint (default: ${resume})
+  --train_threads N      threads per training process (default: all cores on CPU, 1 per GPU process)
+Synthesis and packing (stage 7):
+  --inference_model F    checkpoint of exp/tts_<tag> to use (default: ${inference_model})
+  --inference_config F   ESPnet inference config (default: none)
+  --inference_args STR   extra arguments for espnet2.bin.tts_inference (default: none)
+  --help                 print this message
+EOF
+)
+
+log() {
+  echo "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"
+}
+die() {
+  echo "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) error: $*" >&2
+  exit 1
+}
+SECONDS=0
+run_args=$(printf '%q ' "$0" "$@")
+
+# Paths in options and in the recipe are relative to the repository root, as in ESPnet recipes.
+if [ ! -f run.sh ] || [ ! -f utils/parse_options.sh ] || [ ! -d local ]; then
+  echo "$0: run me from the repository root: cd $(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)" >&2
+  exit 2
+fi
+. utils/parse_options.sh
+if [ $# -ne 0 ]; then
+  echo "$0: unexpected argument(s): $* (this script takes options only; see $0 --help)" >&2
+  exit 2
+fi
+
+# The environment first: the installer is idempotent (well under a second once done).
+local/setup_env.sh
+# shellcheck disable=SC1091
+. ./path.sh
+# shellcheck disable=SC1091
+. ./cmd.sh
+# shellcheck disable=SC1091
+. utils/recipe_lib.sh
+
+# ----- checks and derived settings -----
+for opt in stage stop_stage nj inference_nj ngpu; do
+  [[ "${!opt}" =~ ^[0-9]+$ ]] || die "--${opt} takes a non-negative integer, not '${!opt}'"
+done
+[ "${nj}" -ge 1 ] && [ "${inference_nj}" -ge 1 ] || die "--nj and --inference_nj must be at least 1"
+case "${corpus}" in
+  ljspeech)
+    corpus_dir=${ljspeech_root:-${download_dir}/LJSpeech-1.1}
+    split_dir=local/ljspeech_split
+    speaker=LJ
+    train_config=${train_config:-conf/train.yaml}
+    ;;
+  mini)
+    [ -z "${ljspeech_root}" ] || die "--ljspeech_root is for --corpus ljspeech"
+    corpus_dir=${download_dir}/mini
+    split_dir=${corpus_dir}  # the mini corpus carries its own train/val/test.ids
+    speaker=MINI
+    train_config=${train_config:-conf/train_mini.yaml}
+    ;;
+  *) die "--corpus must be ljspeech or mini, not '${corpus}'" ;;
+esac
+[ -f "${train_config}" ] || die "--train_config: no such file '${train_config}'"
+
+# One source of truth: fs, g2p and cleaner come from the config unless given, and must agree with it.
+config_value() {
+  python3 - "${train_config}" "$1" <<'PY'
+import sys, yaml
+value = yaml.safe_load(open(sys.argv[1], encoding="utf-8"))
+for key in sys.argv[2].split("."):
+    value = value.get(key) if isinstance(value, dict) else None
+print("" if value is None else value)
+PY
+}
+config_fs=$(config_value tts_conf.sampling_rate)
+config_g2p=$(config_value g2p)
+config_cleaner=$(config_value cleaner)
+token_type=$(config_value token_type)
+hop_length=$(config_value feats_extract_conf.hop_length)
+[ -n "${config_fs}" ] || die "${train_config} has no tts_conf.sampling_rate"
+fs=${fs:-${config_fs}}
+[ "${fs}" = "${config_fs}" ] || die "--fs ${fs} disagrees with tts_conf.sampling_rate ${config_fs} of ${train_config}"
+g2p=${g2p:-${config_g2p}}
+cleaner=${cleaner:-${config_cleaner}}
+[ -n "${g2p}" ] || die "no g2p: give --g2p or set g2p in ${train_config}"
+[ -n "${cleaner}" ] || die "no cleaner: give --cleaner or set cleaner in ${train_config}"
+token_type=${token_type:-phn}
+[ "${token_type}" = phn ] || die "token_type must be phn (phonemes) in ${train_config}, not '${token_type}'"
+if [ -z "${train_threads}" ]; then
+  if [ "${ngpu}" -eq 0 ]; then train_threads=$(nproc); else train_threads=1; fi
+fi
+
+if [ -z "${tag}" ]; then
+  tag=$(basename "${train_config}" .yaml)
+  # As ESPnet's tts.sh: overriding arguments become part of the name ("--max_epoch 1" -> _max_epoch1).
+  [ -z "${train_args}" ] || tag+=$(echo "${train_args}" | sed -e "s/--/_/g" -e "s/[ |=/]//g")
+  [ "${g2p}" = "${config_g2p}" ] || tag+=_${g2p}
+  [ "${cleaner}" = "${config_cleaner}" ] || tag+=_${cleaner}
+fi
+train_set=train
+valid_set=val
+test_sets="test"
+token_list=${dumpdir}/token_list/${g2p}/tokens.txt
+stats_dir=${expdir}/tts_stats_${tag}
+tts_exp=${expdir}/tts_${tag}
+inference_tag=decode_${inference_model%.*}
+packed_zip=${tts_exp}/packed/tts_${tag}_${inference_model%.*}.zip
+mkdir -p "${expdir}/logs"
+run_log=${expdir}/logs/run.$(date '+%Y%m%dT%H%M%S').log
+# Everything this run prints also goes to its own log under exp/.
+exec > >(tee -a "${run_log}") 2>&1
+log "${run_args}"
+log "corpus ${corpus} (${corpus_dir}), config ${train_config}, fs ${fs}, g2p ${g2p}, cleaner ${cleaner}; log ${run_log}"
+
+# ----- stages -----
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+  if [ "${corpus}" = mini ]; then
+    log "Stage 1: mini corpus: espeak-ng -> ${corpus_dir}"
+    start_record "${download_dir}/command_stage1.sh" "${run_args}"
+    run_recorded "${download_dir}/command_stage1.sh" local/make_mini_corpus.py "${corpus_dir}"
+  elif [ -n "${ljspeech_root}" ]; then
+    log "Stage 1: LJSpeech: using ${ljspeech_root} (no download)"
+    [ -f "${ljspeech_root}/metadata.csv" ] && [ -d "${ljspeech_root}/wavs" ] \
+      || die "--ljspeech_root ${ljspeech_root} has no metadata.csv and wavs/: give the extracted LJSpeech-1.1 directory"
+  else
+    log "Stage 1: LJSpeech: ${ljspeech_url} -> ${corpus_dir}"
+    start_record "${download_dir}/command_stage1.sh" "${run_args}"
+    run_recorded "${download_dir}/command_stage1.sh" local/download_ljspeech.py \
+      --url "${ljspeech_url}" --sha256 "${ljspeech_sha256}" "${download_dir}" \
+      || die "stage 1 failed; run it again to resume the download"
+  fi
+fi
+
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+  log "Stage 2: data dirs: ${corpus_dir} + ${split_dir}/*.ids -> ${datadir}/{${train_set},${valid_set},${test_sets// /,}}"
+  [ -f "${corpus_dir}/metadata.csv" ] || die "${corpus_dir}/metadata.csv not found: run stage 1"
+  key=$(signature "$(cd "${corpus_dir}" && pwd)" "${corpus_dir}/metadata.csv" \
+    "${split_dir}/${train_set}.ids" "${split_dir}/${valid_set}.ids" "${split_dir}/test.ids" "${speaker}")
+  if is_done "${datadir}" "${key}"; then
+    log "${datadir} is complete (${datadir}/.done): skipping"
+  else
+    start_record "${datadir}/command.sh" "${run_args}"
+    run_recorded "${datadir}/command.sh" local/prepare_data.py --speaker "${speaker}" \
+      "${corpus_dir}" "${split_dir}" "${datadir}"
+    for dset in ${train_set} ${valid_set} ${test_sets}; do
+      utils/validate_data_dir.py "${datadir}/${dset}"
+    done
+    mark_done "${datadir}" "${key}"
+  fi
+fi
+
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+  log "Stage 3: audio dump at ${fs} Hz: ${datadir}/<set> -> ${dumpdir}/raw/<set>"
+  start_record "${dumpdir}/raw/command_stage3.sh" "${run_args}"
+  for dset in ${train_set} ${valid_set} ${test_sets}; do
+    run_recorded "${dumpdir}/raw/command_stage3.sh" local/dump_audio.sh --nj "${nj}" --fs "${fs}" \
+      --min_duration "${min_duration}" --max_duration "${max_duration}" \
+      --cmd "${train_cmd}" --logdir "${expdir}/dump_audio/${dset}/log" \
+      "${datadir}/${dset}" "${dumpdir}/raw/${dset}"
+    utils/validate_data_dir.py "${dumpdir}/raw/${dset}"
+  done
+fi
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+  log "Stage 4: text: ${dumpdir}/raw/<set>/text -> ${token_list} (g2p ${g2p}, cleaner ${cleaner})"
+  dump_dirs=()
+  for dset in ${train_set} ${valid_set} ${test_sets}; do
+    dump_dirs+=("${dumpdir}/raw/${dset}")
+  done
+  start_record "$(dirname "${token_list}")/command_stage4.sh" "${run_args}"
+  run_recorded "$(dirname "${token_list}")/command_stage4.sh" local/prepare_text.sh --nj "${nj}" \
+    --g2p "${g2p}" --cleaner "${cleaner}" --train_config "${train_config}" \
+    "${dump_dirs[@]}" "${token_list}"
+  for dir in "${dump_dirs[@]}"; do
+    utils/validate_data_dir.py "${dir}"
+  done
+fi
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+  log "Stage 5: collect stats: ${dumpdir}/raw/{${train_set},${valid_set}} -> ${stats_dir}"
+  local/collect_stats.sh --nj "${nj}" --cmd "${train_cmd}" --train_config "${train_config}" \
+    --token_list "${token_list}" --g2p "${g2p}" --cleaner "${cleaner}" --train_args "${train_args}" \
+    "${dumpdir}/raw/${train_set}" "${dumpdir}/raw/${valid_set}" "${stats_dir}"
+fi
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+  log "Stage 6: training: ${dumpdir}/raw/{${train_set},${valid_set}} + ${train_config} -> ${tts_exp}"
+  local/train.sh --ngpu "${ngpu}" --cmd "${cuda_cmd}" --train_config "${train_config}" \
+    --token_list "${token_list}" --g2p "${g2p}" --cleaner "${cleaner}" --resume "${resume}" \
+    --threads "${train_threads}" --train_args "${train_args}" \
+    "${dumpdir}/raw/${train_set}" "${dumpdir}/raw/${valid_set}" "${stats_dir}" "${tts_exp}"
+fi
+
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+  log "Stage 7: synthesis + packing: ${tts_exp}/${inference_model} -> ${tts_exp}/${inference_tag}/<set>, ${packed_zip}"
+  if "${gpu_inference}"; then _cmd=${cuda_cmd}; _ngpu=1; else _cmd=${decode_cmd}; _ngpu=0; fi
+  for dset in ${test_sets}; do
+    local/synthesize.sh --nj "${inference_nj}" --cmd "${_cmd}" --ngpu "${_ngpu}" \
+      --inference_config "${inference_config}" --inference_args "${inference_args}" \
+      "${tts_exp}" "${tts_exp}/${inference_model}" "${dumpdir}/raw/${dset}" "${tts_exp}/${inference_tag}/${dset}"
+  done
+  local/pack_model.sh "${tts_exp}" "${tts_exp}/${inference_model}" "${stats_dir}" "${packed_zip}"
+  log "Use it: Text2Speech.from_pretrained(model_tag=\"${packed_zip}\")"
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"
