@@ -55,6 +55,8 @@ class Position(NamedTuple):
     iteration: int
 
     def __str__(self) -> str:
+        if self == (1, 0):
+            return "start of training"
         if self.iteration == 0:
             return f"end of epoch {self.epoch - 1}"
         return f"epoch {self.epoch}, iteration {self.iteration}"

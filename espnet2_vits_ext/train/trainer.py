@@ -1,0 +1,532 @@
+"""ESPnet's ``GANTrainer``, extended so that a long VITS run loses nothing.
+
+ESPnet's :meth:`Trainer.run` drives everything (resume, epochs, validation, per-epoch
+``checkpoint.pth``) through class methods; we override the ones it calls and leave its
+loop as it is:
+
+* :meth:`run` chooses the checkpoint to resume from (:mod:`.checkpoint`), runs the memory
+  check (:mod:`.memory`), installs a SIGTERM handler, and turns out-of-memory and write
+  errors into messages that say what to do;
+* :meth:`resume` loads the chosen checkpoint. ``run`` hands its ``Reporter`` to no other
+  method, so we always let it call ``resume``: a fresh run first writes its initial state
+  as ``checkpoint.pth``;
+* :meth:`train_one_epoch` skips the batches a resumed epoch already did, restores the
+  random state, and between iterations saves checkpoints every
+  ``--checkpoint_interval_iters``, reacts to SIGTERM, and counts non-finite steps
+  (:mod:`.nonfinite`); ``--precision bf16`` wraps the model in autocast (:mod:`.precision`);
+* :meth:`validate_one_epoch` reacts to SIGTERM and writes the TensorBoard views
+  (:mod:`.tensorboard_views`).
+
+The state one ``run`` shares with these methods lives in ``cls._run`` for its duration.
+Checkpoints are written by rank 0 only; multi-process runs are not covered by the tests.
+"""
+
+import argparse
+import dataclasses
+import itertools
+import logging
+import signal
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch.utils.data import DataLoader
+
+from espnet2.train.gan_trainer import GANTrainer, GANTrainerOptions
+from espnet2.utils.build_dataclass import build_dataclass
+from espnet2.utils.types import str2bool, str_or_none
+from espnet2_vits_ext.train.checkpoint import (
+    ESPNET_CHECKPOINT,
+    RESUME_KEY,
+    STORE_DIRNAME,
+    CheckpointStore,
+    Position,
+    ResumeChoice,
+    atomic_torch_save,
+    capture_rng_state,
+    choose_resume_checkpoint,
+    inspect_espnet_checkpoint,
+    restore_rng_state,
+)
+from espnet2_vits_ext.train.errors import (
+    CheckpointWriteError,
+    InvalidOptionError,
+    NonFiniteTrainingError,
+    TrainingInterrupted,
+    TrainingOutOfMemoryError,
+    TrainingStopped,
+)
+from espnet2_vits_ext.train.memory import (
+    BatchLimits,
+    is_out_of_memory,
+    out_of_memory_message,
+    try_largest_batches,
+)
+from espnet2_vits_ext.train.nonfinite import NonFiniteGuard, log_skipped
+from espnet2_vits_ext.train.precision import (
+    AUTOCAST_DTYPES,
+    resolve_precision,
+    wrap_for_precision,
+)
+from espnet2_vits_ext.train.tensorboard_views import capture_example, write_validation_views
+
+_WRITE_FAILURE_MARKERS = ("PytorchStreamWriter", "file write failed", "unexpected pos")
+
+
+@dataclasses.dataclass
+class ResilientGANTrainerOptions(GANTrainerOptions):
+    checkpoint_interval_iters: int
+    keep_checkpoints: int
+    max_consecutive_nonfinite_steps: int
+    precision: Optional[str]
+    oom_scan_batches: int
+    validation_views: bool
+    train_shape_file: List[str]
+    batch_type: str
+    batch_size: int
+    batch_bins: int
+
+
+@dataclass
+class _RunState:
+    options: ResilientGANTrainerOptions
+    store: CheckpointStore
+    writes: bool  # rank 0 (or not distributed)
+    choice: Optional[ResumeChoice] = None
+    reporter: Any = None  # ESPnet's Reporter, handed to resume()
+    model: Optional[torch.nn.Module] = None
+    optimizers: Any = None
+    schedulers: Any = None
+    scaler: Any = None
+    resume_state: Optional[Dict] = None  # the loaded checkpoint's RESUME_KEY entry
+    last_saved: Optional[Position] = None  # newest position already saved, not to redo
+    sigterm: bool = False
+    guard: Optional[NonFiniteGuard] = None
+    skipped_steps: int = 0
+    train_reporter: Any = None  # the SubReporter of the epoch's training part
+    end_of_train: Optional[Dict] = None  # position and RNG right after the training part
+    batch_ids: List[str] = dataclasses.field(default_factory=list)
+    example: Optional[Dict] = None  # the validation utterance of the TensorBoard views
+    views_writer: Any = None
+
+
+class _EpochBatches:
+    """The training iterator as the loop sees it; has the length of the whole epoch."""
+
+    def __init__(self, generator, length: Optional[int]):
+        self._generator = generator
+        self._length = length
+
+    def __iter__(self):
+        return self._generator
+
+    def __len__(self) -> int:
+        if self._length is None:
+            raise TypeError("length unknown")
+        return self._length
+
+
+def _skip_batches(iterator, count: int):
+    """``iterator`` without its first ``count`` batches, without loading them if possible."""
+    if count == 0:
+        return iterator
+    if isinstance(iterator, DataLoader) and isinstance(iterator.batch_sampler, list):
+        return DataLoader(
+            iterator.dataset,
+            batch_sampler=iterator.batch_sampler[count:],
+            num_workers=iterator.num_workers,
+            collate_fn=iterator.collate_fn,
+            pin_memory=iterator.pin_memory,
+            worker_init_fn=iterator.worker_init_fn,
+            timeout=iterator.timeout,
+            prefetch_factor=iterator.prefetch_factor,
+            persistent_workers=iterator.persistent_workers,
+        )
+    logging.warning(f"Loading and dropping the {count} batches done before the resume")
+    return itertools.islice(iterator, count, None)
+
+
+def _length(iterator) -> Optional[int]:
+    try:
+        return len(iterator)
+    except TypeError:
+        return None
+
+
+class ResilientGANTrainer(GANTrainer):
+    """``GANTrainer`` plus checkpoints inside epochs, exact resume, fault handling, views."""
+
+    _run: Optional[_RunState] = None
+
+    @classmethod
+    def build_options(cls, args: argparse.Namespace) -> ResilientGANTrainerOptions:
+        options = build_dataclass(ResilientGANTrainerOptions, args)
+        options.precision = resolve_precision(args.precision, args.use_amp, args.ngpu)
+        options.use_amp = options.precision == "fp16"  # ESPnet's switch for fp16 + GradScaler
+        return options
+
+    @classmethod
+    def check_options(cls, args: argparse.Namespace) -> None:
+        """Reject contradicting or out-of-range options before anything is built."""
+        try:
+            resolve_precision(args.precision, args.use_amp, args.ngpu)
+        except ValueError as error:
+            raise InvalidOptionError(str(error)) from error
+        for name in ("checkpoint_interval_iters", "keep_checkpoints",
+                     "max_consecutive_nonfinite_steps"):
+            if getattr(args, name) < 1:
+                raise InvalidOptionError(f"--{name} must be at least 1, got {getattr(args, name)}")
+        if args.oom_scan_batches < 0:
+            raise InvalidOptionError(f"--oom_scan_batches must be >= 0, got {args.oom_scan_batches}")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        group = parser.add_argument_group("Fault tolerance (espnet2_vits_ext)")
+        group.add_argument(
+            "--checkpoint_interval_iters", type=int, default=500,
+            help="Save a resumable checkpoint every this many iterations, besides the one "
+            "at each epoch end (500 is a few minutes of LJSpeech VITS on one GPU)",
+        )
+        group.add_argument(
+            "--keep_checkpoints", type=int, default=2,
+            help="How many of the newest checkpoints to keep in <output_dir>/checkpoints",
+        )
+        group.add_argument(
+            "--max_consecutive_nonfinite_steps", type=int, default=10,
+            help="Stop (after saving a checkpoint) when this many iterations in a row had "
+            "a non-finite loss or gradient; each such step is skipped",
+        )
+        group.add_argument(
+            "--precision", type=str_or_none, default=None, choices=["fp32", "fp16", "bf16", None],
+            help="fp32; fp16 (GPU, with GradScaler; same as --use_amp true); bf16 (CPU or "
+            "GPU autocast, no scaler). Default: fp16 if --use_amp true, else fp32",
+        )
+        group.add_argument(
+            "--oom_scan_batches", type=int, default=2,
+            help="Before epoch 1, try a training step on this many of the largest batches "
+            "to fail early on out-of-memory (0: skip)",
+        )
+        group.add_argument(
+            "--validation_views", type=str2bool, default=True,
+            help="With --use_tensorboard true, write spectrograms, alignments and audio of "
+            "a validation utterance each epoch (<output_dir>/tensorboard/samples)",
+        )
+
+    # -- run ---------------------------------------------------------------------------
+    @classmethod
+    def run(cls, model, optimizers, schedulers, train_iter_factory, valid_iter_factory,
+            plot_attention_iter_factory, trainer_options, distributed_option) -> None:
+        options = trainer_options
+        output_dir = Path(options.output_dir)
+        writes = not distributed_option.distributed or distributed_option.dist_rank == 0
+        store = CheckpointStore(output_dir / STORE_DIRNAME, keep=options.keep_checkpoints)
+        run = cls._run = _RunState(options=options, store=store, writes=writes)
+        try:
+            cls._prepare(run, output_dir, model, optimizers, schedulers, train_iter_factory)
+            previous_handler = cls._install_sigterm_handler(run)
+            try:
+                super().run(
+                    model=model, optimizers=optimizers, schedulers=schedulers,
+                    train_iter_factory=train_iter_factory,
+                    valid_iter_factory=valid_iter_factory,
+                    plot_attention_iter_factory=plot_attention_iter_factory,
+                    trainer_options=dataclasses.replace(options, resume=True),
+                    distributed_option=distributed_option,
+                )
+            finally:
+                if previous_handler is not None:
+                    signal.signal(signal.SIGTERM, previous_handler)
+            final = Position(run.reporter.get_epoch() + 1, 0)
+            if run.last_saved != final:
+                cls._save(final, capture_rng_state(), None, True)
+        except TrainingStopped:
+            raise
+        except (RuntimeError, MemoryError) as error:
+            if is_out_of_memory(error):
+                raise TrainingOutOfMemoryError(
+                    out_of_memory_message(
+                        "during training", run.batch_ids, None, cls._limits(options), error
+                    )
+                ) from error
+            if any(marker in str(error) for marker in _WRITE_FAILURE_MARKERS):
+                raise cls._output_write_error(output_dir, error) from error
+            raise
+        except OSError as error:
+            raise cls._output_write_error(output_dir, error) from error
+        finally:
+            if run.views_writer is not None:
+                run.views_writer.close()
+            cls._run = None
+
+    @classmethod
+    def _limits(cls, options) -> BatchLimits:
+        return BatchLimits(options.batch_type, options.batch_size, options.batch_bins)
+
+    @classmethod
+    def _prepare(cls, run, output_dir, model, optimizers, schedulers, train_iter_factory):
+        options = run.options
+        if run.writes:
+            run.store.remove_leftovers()
+        if options.resume:
+            run.choice = choose_resume_checkpoint(output_dir, run.store)
+        elif run.writes and (run.store.complete() or (output_dir / ESPNET_CHECKPOINT).exists()):
+            logging.warning(f"--resume false: replacing the checkpoints in {output_dir}")
+            run.store.remove_all()
+        if run.choice is not None:
+            logging.info(f"Will resume from {run.choice.path} ({run.choice.position})")
+        else:
+            logging.info("Starting from scratch")
+        device = "cuda" if options.ngpu > 0 else "cpu"
+        try_largest_batches(
+            model, train_iter_factory.build_iter(1), options.train_shape_file,
+            options.oom_scan_batches, device, cls._limits(options),
+            autocast_dtype=AUTOCAST_DTYPES[options.precision],
+        )
+        # ESPnet's run() calls resume() (our hook to its Reporter) only if this file exists.
+        espnet_checkpoint = output_dir / ESPNET_CHECKPOINT
+        if run.writes and (run.choice is None or not espnet_checkpoint.exists()):
+            initial = Position(1, 0)
+            states = dict(
+                model=model.state_dict(),
+                reporter=dict(stats={}, epoch=0),
+                optimizers=[o.state_dict() for o in optimizers],
+                schedulers=[s.state_dict() if s is not None else None for s in schedulers],
+                scaler=None,
+                # no RNG state: run() seeds each epoch before it starts
+                **{RESUME_KEY: cls._resume_entry(initial, None, None, True)},
+            )
+            atomic_torch_save(states, espnet_checkpoint, sidecar=False)
+            if run.choice is None:
+                run.last_saved = initial
+
+    @classmethod
+    def _install_sigterm_handler(cls, run):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def on_sigterm(signum, frame):
+            run.sigterm = True
+
+        return signal.signal(signal.SIGTERM, on_sigterm)
+
+    @classmethod
+    def _output_write_error(cls, output_dir: Path, error: BaseException) -> CheckpointWriteError:
+        """A write by ESPnet's own code failed: drop the epoch end it left half-written."""
+        espnet_checkpoint = output_dir / ESPNET_CHECKPOINT
+        if espnet_checkpoint.exists():
+            states, problem = inspect_espnet_checkpoint(espnet_checkpoint)
+            incomplete = problem is not None
+            if states is not None and RESUME_KEY not in states:
+                # ESPnet writes checkpoint.pth, then <epoch>epoch.pth: both or neither
+                epoch_model = output_dir / f"{states['reporter']['epoch']}epoch.pth"
+                incomplete = not epoch_model.exists()
+            del states
+            if incomplete:
+                logging.warning(f"Removing {espnet_checkpoint}: its epoch end is incomplete")
+                espnet_checkpoint.unlink()
+        where = getattr(error, "filename", None) or output_dir
+        return CheckpointWriteError(
+            f"Writing under {output_dir} failed ({where}: {error}). Half-written files "
+            f"were removed; the checkpoints in {output_dir / STORE_DIRNAME} are intact. "
+            f"Free disk space or make the directory writable, then rerun with --resume true."
+        )
+
+    # -- checkpoints -------------------------------------------------------------------
+    @classmethod
+    def _resume_entry(cls, position, rng, sub_reporter, any_valid_step) -> Dict:
+        partial = None
+        if sub_reporter is not None and position.iteration > 0:
+            partial = dict(
+                stats=dict(sub_reporter.stats),
+                count=sub_reporter.count,
+                total_count=sub_reporter.total_count,
+                elapsed=time.perf_counter() - sub_reporter.start_time,
+            )
+        run = cls._run
+        skipped = run.guard.skipped_steps if run.guard is not None else run.skipped_steps
+        return dict(
+            position=tuple(position), rng=rng, train_reporter=partial,
+            any_valid_step=any_valid_step, skipped_steps=skipped,
+        )
+
+    @classmethod
+    def _save(cls, position: Position, rng, sub_reporter, any_valid_step) -> Optional[Path]:
+        run = cls._run
+        if not run.writes:
+            return None
+        reporter = run.reporter
+        states = dict(
+            model=run.model.state_dict(),
+            reporter=dict(
+                stats={e: s for e, s in reporter.stats.items() if e < position.epoch},
+                epoch=position.epoch - 1,
+            ),
+            optimizers=[o.state_dict() for o in run.optimizers],
+            schedulers=[s.state_dict() if s is not None else None for s in run.schedulers],
+            scaler=run.scaler.state_dict() if run.scaler is not None else None,
+            **{RESUME_KEY: cls._resume_entry(position, rng, sub_reporter, any_valid_step)},
+        )
+        path = run.store.save(states, position)
+        run.last_saved = position
+        logging.info(f"Saved checkpoint {path} ({position})")
+        return path
+
+    @classmethod
+    def resume(cls, checkpoint, model, reporter, optimizers, schedulers, scaler,
+               ngpu: int = 0, strict: bool = True) -> None:
+        run = cls._run
+        run.reporter, run.model, run.scaler = reporter, model, scaler
+        run.optimizers, run.schedulers = optimizers, schedulers
+        if run.choice is None:
+            return  # fresh start: checkpoint.pth holds this very state
+        path = run.choice.path
+        device = f"cuda:{torch.cuda.current_device()}" if ngpu > 0 else "cpu"
+        states = torch.load(path, map_location=device, weights_only=False)
+        model.load_state_dict(states["model"], strict=strict)
+        reporter.load_state_dict(states["reporter"])
+        for optimizer, state in zip(optimizers, states["optimizers"]):
+            optimizer.load_state_dict(state)
+        for scheduler, state in zip(schedulers, states["schedulers"]):
+            if scheduler is not None:
+                scheduler.load_state_dict(state)
+        if scaler is not None and states["scaler"] is not None:
+            scaler.load_state_dict(states["scaler"])
+        run.resume_state = states.get(RESUME_KEY)
+        if run.resume_state is not None:
+            run.skipped_steps = run.resume_state["skipped_steps"]
+        if path.parent == run.store.directory:
+            run.last_saved = run.choice.position  # else: also save it in the store, with RNG
+        logging.info(f"Resumed from {path} ({run.choice.position})")
+
+    # -- training ----------------------------------------------------------------------
+    @classmethod
+    def train_one_epoch(cls, model, iterator, optimizers, schedulers, scaler, reporter,
+                        summary_writer, options, distributed_option) -> bool:
+        run = cls._run
+        epoch = reporter.get_epoch()
+        restore = None
+        if run.resume_state is not None and run.resume_state["position"][0] == epoch:
+            restore, run.resume_state = run.resume_state, None
+        done = Position(*restore["position"]).iteration if restore else 0
+        valid_before = bool(restore and restore["any_valid_step"])
+        if restore and restore["train_reporter"] is not None:
+            partial = restore["train_reporter"]
+            reporter.stats = defaultdict(list, partial["stats"])
+            reporter.count, reporter.total_count = partial["count"], partial["total_count"]
+            reporter.start_time = time.perf_counter() - partial["elapsed"]
+        run.train_reporter = reporter
+        run.guard = NonFiniteGuard(
+            model, optimizers, options.max_consecutive_nonfinite_steps,
+            uses_grad_scaler=scaler is not None, skipped_steps=run.skipped_steps,
+        )
+        batches = cls._epoch_batches(
+            _skip_batches(iterator, done), epoch, done, restore, reporter, valid_before
+        )
+        with run.guard:
+            all_invalid = super().train_one_epoch(
+                model=wrap_for_precision(model, options.precision),
+                iterator=_EpochBatches(batches, _length(iterator)),
+                optimizers=optimizers, schedulers=schedulers, scaler=scaler,
+                reporter=reporter, summary_writer=summary_writer, options=options,
+                distributed_option=distributed_option,
+            )
+        run.skipped_steps = run.guard.skipped_steps
+        if run.end_of_train is not None:
+            run.end_of_train["any_valid_step"] = valid_before or not all_invalid
+        return all_invalid and not valid_before
+
+    @classmethod
+    def _epoch_batches(cls, loader, epoch, done, restore, reporter, valid_before):
+        """Yield the epoch's remaining batches; between them, do our bookkeeping."""
+        run = cls._run
+        options = run.options
+        batches = iter(loader)  # draws from torch's RNG: restore after, as it was saved
+        if restore is not None:
+            restore_rng_state(restore["rng"])
+        elif run.last_saved != Position(epoch, 0):
+            cls._save(Position(epoch, 0), capture_rng_state(), None, valid_before)
+        finished_one = False
+        while True:
+            if finished_one:
+                problem = run.guard.end_iteration()
+                where = f"epoch {epoch}, iteration {done} ({reporter.get_total_count()} overall)"
+                if problem is not None:
+                    log_skipped(problem, where, run.batch_ids, run.guard)
+                    if run.guard.limit_reached:
+                        path = cls._save(Position(epoch, done), capture_rng_state(), reporter, True)
+                        raise NonFiniteTrainingError(
+                            f"{run.guard.consecutive} iterations in a row had non-finite "
+                            f"values, the last at {where}, utterances "
+                            f"{', '.join(run.batch_ids)}: {problem}. Their optimizer steps "
+                            f"were skipped; the model from before them is saved in {path}. "
+                            f"Lower the learning rate, check those utterances, or train in "
+                            f"fp32; then rerun with --resume true (or raise "
+                            f"--max_consecutive_nonfinite_steps)."
+                        )
+                if reporter.get_total_count() % options.checkpoint_interval_iters == 0:
+                    cls._save(Position(epoch, done), capture_rng_state(), reporter, True)
+            if run.sigterm:
+                cls._stop_for_sigterm(Position(epoch, done), capture_rng_state(), reporter)
+            try:
+                utt_ids, batch = next(batches)
+            except StopIteration:
+                break
+            run.batch_ids = list(utt_ids)
+            yield utt_ids, batch
+            done += 1
+            finished_one = True
+        run.end_of_train = dict(position=Position(epoch, done), rng=capture_rng_state())
+
+    @classmethod
+    def _stop_for_sigterm(cls, position, rng, sub_reporter, any_valid_step=True):
+        run = cls._run
+        if run.last_saved != position:
+            cls._save(position, rng, sub_reporter, any_valid_step)
+        where = run.store.path_for(position) if run.writes else "rank 0"
+        raise TrainingInterrupted(
+            f"Stopped by SIGTERM at {position}; the checkpoint is {where}. Rerun the same "
+            f"command with --resume true to continue from there."
+        )
+
+    # -- validation --------------------------------------------------------------------
+    @classmethod
+    def validate_one_epoch(cls, model, iterator, reporter, options, distributed_option) -> None:
+        run = cls._run
+
+        def batches():
+            for utt_ids, batch in iterator:
+                if run.sigterm:
+                    end = run.end_of_train
+                    cls._stop_for_sigterm(
+                        end["position"], end["rng"], run.train_reporter, end["any_valid_step"]
+                    )
+                if run.example is None:
+                    run.example = capture_example(utt_ids, batch)
+                yield utt_ids, batch
+
+        super().validate_one_epoch(
+            model=model, iterator=batches(), reporter=reporter, options=options,
+            distributed_option=distributed_option,
+        )
+        if options.use_tensorboard and options.validation_views and run.writes and run.example:
+            cls._write_views(model, options)
+
+    @classmethod
+    def _write_views(cls, model, options) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        run = cls._run
+        if run.views_writer is None:
+            run.views_writer = SummaryWriter(str(Path(options.output_dir) / "tensorboard" / "samples"))
+        espnet_model = getattr(model, "module", model)
+        try:
+            write_validation_views(
+                run.views_writer, espnet_model, run.example, run.train_reporter.get_total_count()
+            )
+        except Exception:  # the views must never end a long run; the tests check they work
+            logging.exception("Writing the TensorBoard views failed; training goes on")
