@@ -23,22 +23,24 @@ Checkpoints are written by rank 0 only; multi-process runs are not covered by th
 
 import argparse
 import dataclasses
-import itertools
 import logging
 import signal
 import threading
-import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import torch
-from torch.utils.data import DataLoader
 
-from espnet2.train.gan_trainer import GANTrainer, GANTrainerOptions
+from espnet2.train.gan_trainer import GANTrainer
 from espnet2.utils.build_dataclass import build_dataclass
-from espnet2.utils.types import str2bool, str_or_none
+from espnet2_vits_ext.train.batches import (
+    EpochBatches,
+    iterator_length,
+    partial_statistics,
+    restore_statistics,
+    skip_batches,
+)
 from espnet2_vits_ext.train.checkpoint import (
     ESPNET_CHECKPOINT,
     RESUME_KEY,
@@ -54,7 +56,6 @@ from espnet2_vits_ext.train.checkpoint import (
 )
 from espnet2_vits_ext.train.errors import (
     CheckpointWriteError,
-    InvalidOptionError,
     NonFiniteTrainingError,
     TrainingInterrupted,
     TrainingOutOfMemoryError,
@@ -67,6 +68,11 @@ from espnet2_vits_ext.train.memory import (
     try_largest_batches,
 )
 from espnet2_vits_ext.train.nonfinite import NonFiniteGuard, log_skipped
+from espnet2_vits_ext.train.options import (
+    ResilientGANTrainerOptions,
+    add_fault_tolerance_arguments,
+    check_fault_tolerance_options,
+)
 from espnet2_vits_ext.train.precision import (
     AUTOCAST_DTYPES,
     resolve_precision,
@@ -75,20 +81,6 @@ from espnet2_vits_ext.train.precision import (
 from espnet2_vits_ext.train.tensorboard_views import capture_example, write_validation_views
 
 _WRITE_FAILURE_MARKERS = ("PytorchStreamWriter", "file write failed", "unexpected pos")
-
-
-@dataclasses.dataclass
-class ResilientGANTrainerOptions(GANTrainerOptions):
-    checkpoint_interval_iters: int
-    keep_checkpoints: int
-    max_consecutive_nonfinite_steps: int
-    precision: Optional[str]
-    oom_scan_batches: int
-    validation_views: bool
-    train_shape_file: List[str]
-    batch_type: str
-    batch_size: int
-    batch_bins: int
 
 
 @dataclass
@@ -114,49 +106,6 @@ class _RunState:
     views_writer: Any = None
 
 
-class _EpochBatches:
-    """The training iterator as the loop sees it; has the length of the whole epoch."""
-
-    def __init__(self, generator, length: Optional[int]):
-        self._generator = generator
-        self._length = length
-
-    def __iter__(self):
-        return self._generator
-
-    def __len__(self) -> int:
-        if self._length is None:
-            raise TypeError("length unknown")
-        return self._length
-
-
-def _skip_batches(iterator, count: int):
-    """``iterator`` without its first ``count`` batches, without loading them if possible."""
-    if count == 0:
-        return iterator
-    if isinstance(iterator, DataLoader) and isinstance(iterator.batch_sampler, list):
-        return DataLoader(
-            iterator.dataset,
-            batch_sampler=iterator.batch_sampler[count:],
-            num_workers=iterator.num_workers,
-            collate_fn=iterator.collate_fn,
-            pin_memory=iterator.pin_memory,
-            worker_init_fn=iterator.worker_init_fn,
-            timeout=iterator.timeout,
-            prefetch_factor=iterator.prefetch_factor,
-            persistent_workers=iterator.persistent_workers,
-        )
-    logging.warning(f"Loading and dropping the {count} batches done before the resume")
-    return itertools.islice(iterator, count, None)
-
-
-def _length(iterator) -> Optional[int]:
-    try:
-        return len(iterator)
-    except TypeError:
-        return None
-
-
 class ResilientGANTrainer(GANTrainer):
     """``GANTrainer`` plus checkpoints inside epochs, exact resume, fault handling, views."""
 
@@ -171,51 +120,12 @@ class ResilientGANTrainer(GANTrainer):
 
     @classmethod
     def check_options(cls, args: argparse.Namespace) -> None:
-        """Reject contradicting or out-of-range options before anything is built."""
-        try:
-            resolve_precision(args.precision, args.use_amp, args.ngpu)
-        except ValueError as error:
-            raise InvalidOptionError(str(error)) from error
-        for name in ("checkpoint_interval_iters", "keep_checkpoints",
-                     "max_consecutive_nonfinite_steps"):
-            if getattr(args, name) < 1:
-                raise InvalidOptionError(f"--{name} must be at least 1, got {getattr(args, name)}")
-        if args.oom_scan_batches < 0:
-            raise InvalidOptionError(f"--oom_scan_batches must be >= 0, got {args.oom_scan_batches}")
+        check_fault_tolerance_options(args)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         super().add_arguments(parser)
-        group = parser.add_argument_group("Fault tolerance (espnet2_vits_ext)")
-        group.add_argument(
-            "--checkpoint_interval_iters", type=int, default=500,
-            help="Save a resumable checkpoint every this many iterations, besides the one "
-            "at each epoch end (500 is a few minutes of LJSpeech VITS on one GPU)",
-        )
-        group.add_argument(
-            "--keep_checkpoints", type=int, default=2,
-            help="How many of the newest checkpoints to keep in <output_dir>/checkpoints",
-        )
-        group.add_argument(
-            "--max_consecutive_nonfinite_steps", type=int, default=10,
-            help="Stop (after saving a checkpoint) when this many iterations in a row had "
-            "a non-finite loss or gradient; each such step is skipped",
-        )
-        group.add_argument(
-            "--precision", type=str_or_none, default=None, choices=["fp32", "fp16", "bf16", None],
-            help="fp32; fp16 (GPU, with GradScaler; same as --use_amp true); bf16 (CPU or "
-            "GPU autocast, no scaler). Default: fp16 if --use_amp true, else fp32",
-        )
-        group.add_argument(
-            "--oom_scan_batches", type=int, default=2,
-            help="Before epoch 1, try a training step on this many of the largest batches "
-            "to fail early on out-of-memory (0: skip)",
-        )
-        group.add_argument(
-            "--validation_views", type=str2bool, default=True,
-            help="With --use_tensorboard true, write spectrograms, alignments and audio of "
-            "a validation utterance each epoch (<output_dir>/tensorboard/samples)",
-        )
+        add_fault_tolerance_arguments(parser)
 
     # -- run ---------------------------------------------------------------------------
     @classmethod
@@ -241,8 +151,8 @@ class ResilientGANTrainer(GANTrainer):
             finally:
                 if previous_handler is not None:
                     signal.signal(signal.SIGTERM, previous_handler)
-            final = Position(run.reporter.get_epoch() + 1, 0)
-            if run.last_saved != final:
+            final = Position(run.reporter.get_epoch() + 1, 0) if run.writes else None
+            if run.writes and run.last_saved != final:
                 cls._save(final, capture_rng_state(), None, True)
         except TrainingStopped:
             raise
@@ -341,12 +251,7 @@ class ResilientGANTrainer(GANTrainer):
     def _resume_entry(cls, position, rng, sub_reporter, any_valid_step) -> Dict:
         partial = None
         if sub_reporter is not None and position.iteration > 0:
-            partial = dict(
-                stats=dict(sub_reporter.stats),
-                count=sub_reporter.count,
-                total_count=sub_reporter.total_count,
-                elapsed=time.perf_counter() - sub_reporter.start_time,
-            )
+            partial = partial_statistics(sub_reporter)
         run = cls._run
         skipped = run.guard.skipped_steps if run.guard is not None else run.skipped_steps
         return dict(
@@ -415,22 +320,19 @@ class ResilientGANTrainer(GANTrainer):
         done = Position(*restore["position"]).iteration if restore else 0
         valid_before = bool(restore and restore["any_valid_step"])
         if restore and restore["train_reporter"] is not None:
-            partial = restore["train_reporter"]
-            reporter.stats = defaultdict(list, partial["stats"])
-            reporter.count, reporter.total_count = partial["count"], partial["total_count"]
-            reporter.start_time = time.perf_counter() - partial["elapsed"]
+            restore_statistics(reporter, restore["train_reporter"])
         run.train_reporter = reporter
         run.guard = NonFiniteGuard(
             model, optimizers, options.max_consecutive_nonfinite_steps,
             uses_grad_scaler=scaler is not None, skipped_steps=run.skipped_steps,
         )
         batches = cls._epoch_batches(
-            _skip_batches(iterator, done), epoch, done, restore, reporter, valid_before
+            skip_batches(iterator, done), epoch, done, restore, reporter, valid_before
         )
         with run.guard:
             all_invalid = super().train_one_epoch(
                 model=wrap_for_precision(model, options.precision),
-                iterator=_EpochBatches(batches, _length(iterator)),
+                iterator=EpochBatches(batches, iterator_length(iterator)),
                 optimizers=optimizers, schedulers=schedulers, scaler=scaler,
                 reporter=reporter, summary_writer=summary_writer, options=options,
                 distributed_option=distributed_option,
