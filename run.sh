@@ -8,6 +8,7 @@
 #   Stage 5  stats        ESPnet collect stats: shape files, feature statistics
 #   Stage 6  training     ESPnet2 GAN-TTS trainer (CPU, one GPU, or distributed with --ngpu N)
 #   Stage 7  synthesis    synthesize the test set in parallel jobs; pack a zip for Text2Speech
+#   Stage 8  evaluation   (optional, after --stop_stage 7) metrics + listening report of the test set
 #
 # Every stage is idempotent (a .done signature per output; a rerun skips finished work and redoes
 # work whose inputs or options changed) and atomic (outputs are built under temporary names and
@@ -56,7 +57,8 @@ inference_args=         # extra arguments for espnet2.bin.tts_inference, e.g. "-
 help_message=$(cat <<EOF
 Usage: $0 [options]
 Train VITS on LJSpeech (or the built-in mini corpus) and pack it; stages:
-  1 corpus, 2 data dirs, 3 audio dump, 4 text/tokens, 5 collect stats, 6 training, 7 synthesis + pack
+  1 corpus, 2 data dirs, 3 audio dump, 4 text/tokens, 5 collect stats, 6 training, 7 synthesis + pack,
+  8 evaluation (optional: ./run.sh --stage 8 --stop_stage 8)
 
 General:
   --stage N              first stage to run (default: ${stage})
@@ -288,6 +290,14 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
   done
   local/pack_model.sh "${tts_exp}" "${tts_exp}/${inference_model}" "${stats_dir}" "${packed_zip}"
   log "Use it: Text2Speech.from_pretrained(model_tag=\"${packed_zip}\")"
+fi
+
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
+  for dset in ${test_sets}; do
+    log "Stage 8: evaluation: ${tts_exp}/${inference_tag}/${dset} vs ${dumpdir}/raw/${dset} -> ${tts_exp}/eval_${dset}"
+    local/evaluate.sh --nj "${nj}" --cmd "${train_cmd}" --train_log_dir "${tts_exp}" \
+      "${dumpdir}/raw/${dset}" "${tts_exp}/${inference_tag}/${dset}" "${tts_exp}/eval_${dset}"
+  done
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

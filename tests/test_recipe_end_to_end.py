@@ -1,0 +1,93 @@
+"""One end-to-end run of the recipe on the built-in mini corpus: ./run.sh --corpus mini, stages 1-7.
+
+The run uses conf/train_mini.yaml (tts: fast_vits) shortened to a few iterations with
+--train_args, and writes everything under a temporary directory. It checks each stage's
+outputs, that a second run skips the finished work, and that the packed zip loads offline in a
+fresh process with Text2Speech.from_pretrained and synthesizes speech.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_ARGS = "--max_epoch 1 --num_iters_per_epoch 3"
+TAG = "train_mini_max_epoch1_num_iters_per_epoch3"
+
+
+@pytest.mark.slow
+def test_mini_recipe_stages_1_to_7(tmp_path):
+    dirs = {name: tmp_path / name for name in ("downloads", "data", "dump", "exp")}
+    command = [
+        "./run.sh",
+        "--corpus", "mini",
+        "--stage", "1",
+        "--stop_stage", "7",
+        "--nj", "2",
+        "--inference_nj", "2",
+        "--train_args", TRAIN_ARGS,
+        "--download_dir", str(dirs["downloads"]),
+        "--datadir", str(dirs["data"]),
+        "--dumpdir", str(dirs["dump"]),
+        "--expdir", str(dirs["exp"]),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    for stage in range(1, 8):
+        assert f"Stage {stage}:" in result.stdout
+    assert "Successfully finished. [elapsed=" in result.stdout
+
+    # Stage 1-2: the mini corpus and its split.
+    corpus = dirs["downloads"] / "mini"
+    assert len((corpus / "metadata.csv").read_text().splitlines()) == 240
+    counts = {s: len((dirs["data"] / s / "wav.scp").read_text().splitlines()) for s in ("train", "val", "test")}
+    assert counts == {"train": 200, "val": 16, "test": 24}
+    # Stages 3-4: dumps and the token list.
+    token_list = dirs["dump"] / "token_list" / "espeak_ng_english_us_vits" / "tokens.txt"
+    tokens = token_list.read_text().split()
+    assert tokens[0] == "<blank>" and tokens[-1] == "<sos/eos>" and len(tokens) > 20
+    # Stage 5: shape files and statistics.
+    stats = dirs["exp"] / f"tts_stats_{TAG}"
+    assert len((stats / "train" / "speech_shape").read_text().splitlines()) == 200
+    assert (stats / "train" / "feats_stats.npz").stat().st_size > 0
+    # Stage 6: a trained model, with its exact command recorded.
+    exp = dirs["exp"] / f"tts_{TAG}"
+    assert (exp / "latest.pth").exists() and (exp / ".done").exists()
+    assert "fast_vits" in (exp / "config.yaml").read_text()
+    assert "espnet2.bin.launch" in (exp / "command.sh").read_text()
+    # Stage 7: one waveform per test utterance, and the packed zip.
+    wav_scp = (exp / "decode_latest" / "test" / "wav" / "wav.scp").read_text().splitlines()
+    assert len(wav_scp) == 24 and all(Path(line.split()[1]).stat().st_size > 44 for line in wav_scp)
+    packed = exp / "packed" / f"tts_{TAG}_latest.zip"
+    assert packed.is_file()
+
+    # A second run has nothing left to do.
+    model_time = (exp / "latest.pth").stat().st_mtime
+    zip_time = packed.stat().st_mtime
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "skipping" in again.stdout and "training finished with these inputs" in again.stdout
+    assert (exp / "latest.pth").stat().st_mtime == model_time and packed.stat().st_mtime == zip_time
+
+    # The three lines a user writes, in a fresh process, offline.
+    script = textwrap.dedent(
+        f"""
+        from espnet2.bin.tts_inference import Text2Speech
+        tts = Text2Speech.from_pretrained(model_tag={str(packed)!r}, device="cpu")
+        wav = tts("Dr. Smith paid $5 on Jan. 3, 1901.")["wav"]
+        import torch
+        assert wav.dim() == 1 and wav.numel() > 1000 and torch.isfinite(wav).all(), wav.shape
+        assert type(tts.model.tts).__name__ == "FastVITS", type(tts.model.tts)
+        print("samples", wav.numel(), "fs", tts.fs)
+        """
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert "fs 22050" in loaded.stdout
