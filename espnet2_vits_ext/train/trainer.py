@@ -18,7 +18,9 @@ loop as it is:
   (:mod:`.tensorboard_views`).
 
 The state one ``run`` shares with these methods lives in ``cls._run`` for its duration.
-Checkpoints are written by rank 0 only; multi-process runs are not covered by the tests.
+With several processes (DDP), rank 0 writes the checkpoints and all ranks stop together on
+SIGTERM; a resumed DDP run continues at the same iteration but, unlike a single process,
+not bit-exactly (the other ranks get rank 0's RNG state). The tests cover one process.
 """
 
 import argparse
@@ -88,6 +90,7 @@ class _RunState:
     options: ResilientGANTrainerOptions
     store: CheckpointStore
     writes: bool  # rank 0 (or not distributed)
+    distributed: bool = False
     choice: Optional[ResumeChoice] = None
     reporter: Any = None  # ESPnet's Reporter, handed to resume()
     model: Optional[torch.nn.Module] = None
@@ -135,9 +138,14 @@ class ResilientGANTrainer(GANTrainer):
         output_dir = Path(options.output_dir)
         writes = not distributed_option.distributed or distributed_option.dist_rank == 0
         store = CheckpointStore(output_dir / STORE_DIRNAME, keep=options.keep_checkpoints)
-        run = cls._run = _RunState(options=options, store=store, writes=writes)
+        run = cls._run = _RunState(
+            options=options, store=store, writes=writes,
+            distributed=distributed_option.distributed,
+        )
         try:
             cls._prepare(run, output_dir, model, optimizers, schedulers, train_iter_factory)
+            if run.distributed:
+                torch.distributed.barrier()  # every rank sees rank 0's checkpoint.pth
             previous_handler = cls._install_sigterm_handler(run)
             try:
                 super().run(
@@ -372,7 +380,7 @@ class ResilientGANTrainer(GANTrainer):
                         )
                 if reporter.get_total_count() % options.checkpoint_interval_iters == 0:
                     cls._save(Position(epoch, done), capture_rng_state(), reporter, True)
-            if run.sigterm:
+            if cls._sigterm_on_any_rank():
                 cls._stop_for_sigterm(Position(epoch, done), capture_rng_state(), reporter)
             try:
                 utt_ids, batch = next(batches)
@@ -383,6 +391,21 @@ class ResilientGANTrainer(GANTrainer):
             done += 1
             finished_one = True
         run.end_of_train = dict(position=Position(epoch, done), rng=capture_rng_state())
+
+    @classmethod
+    def _sigterm_on_any_rank(cls) -> bool:
+        """Whether SIGTERM arrived; with several processes, on any: all stop together.
+
+        ESPnet gives every rank the same number of training batches, so the ranks reach
+        this collective call equally often.
+        """
+        run = cls._run
+        if not run.distributed:
+            return run.sigterm
+        device = "cuda" if run.options.ngpu > 0 else "cpu"
+        flag = torch.tensor(int(run.sigterm), device=device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
 
     @classmethod
     def _stop_for_sigterm(cls, position, rng, sub_reporter, any_valid_step=True):
@@ -402,7 +425,7 @@ class ResilientGANTrainer(GANTrainer):
 
         def batches():
             for utt_ids, batch in iterator:
-                if run.sigterm:
+                if run.sigterm:  # (ranks may differ in batch counts here: no collective)
                     end = run.end_of_train
                     cls._stop_for_sigterm(
                         end["position"], end["rng"], run.train_reporter, end["any_valid_step"]
