@@ -24,6 +24,10 @@ one by one: it takes all effective weights at once and runs one functional loop
   positively homogeneous);
 * in-place activations and residual sums on fresh conv outputs (autograd-safe, so the
   training path is the same code and keeps less memory).
+
+On CPU with autograd off, ``forward`` hands over to :mod:`.packed_decoder` (the same
+folded weights, prepacked for oneDNN, channels-last, fused activations and residual sums;
+bfloat16 when ``inference_precision == "bf16"`` or under CPU bf16 autocast).
 """
 
 from typing import Any, Dict, List, NamedTuple, Optional
@@ -39,6 +43,7 @@ from espnet2_vits_ext.vits.conv_norm import (
     make_activation,
     remove_weight_norm,
 )
+from espnet2_vits_ext.vits import packed_decoder
 from espnet2_vits_ext.vits.hifigan_residual_block import ResidualBlock
 
 _OUTPUT_SLOPE = 0.01  # the output LeakyReLU uses torch's default slope, as HiFi-GAN does
@@ -146,6 +151,10 @@ class HiFiGANGenerator(torch.nn.Module):
         self._slope = leaky_slope(*act)
         self._folded = None  # (key, weights) of the no-grad path; never in the state_dict
         self._layer_memo = None
+        # CPU inference runs on oneDNN plans of the folded weights (see packed_decoder);
+        # "bf16" makes that plan bfloat16 (FastVITS's inference_precision sets it).
+        self.inference_precision = "fp32"
+        self._packed_plans = None
         if use_weight_norm:
             self.apply_weight_norm()
         self.reset_parameters()
@@ -217,7 +226,8 @@ class HiFiGANGenerator(torch.nn.Module):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_folded"] = state["_layer_memo"] = None  # copies rebuild these on demand
+        # copies rebuild these on demand (packed oneDNN weights cannot be copied anyway)
+        state["_folded"] = state["_layer_memo"] = state["_packed_plans"] = None
         return state
 
     # ------------------------------------------------------------------ forward
@@ -238,6 +248,8 @@ class HiFiGANGenerator(torch.nn.Module):
             Tensor: Output tensor (B, out_channels, T * upsample_factor).
 
         """
+        if packed_decoder.applies(self, c):
+            return packed_decoder.forward(self, c, g)
         weights = iter(self._weights(c))
         w, b = next(weights)
         x = F.conv1d(c, w, b, 1, self._padding)

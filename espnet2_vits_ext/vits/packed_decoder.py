@@ -1,0 +1,222 @@
+"""CPU inference plan of the HiFi-GAN decoder: oneDNN kernels on prepacked weights.
+
+The decoder is ~97% of the work of synthesis (54 GFLOP per second of audio). On CPU its
+plain path (``F.conv1d`` on ``(B, C, T)`` tensors) pays, at every call of every one of its
+~110 convolutions, a reorder of the activations into oneDNN's blocked layout and back and,
+in bfloat16, a reorder of the weights; the activations and residual sums are extra passes
+over long signals (up to 32 channels x 256 samples per frame). This plan, for inference
+only (autograd off, CPU, LeakyReLU activations):
+
+* keeps the signal as ``(B, C, 1, T)`` in channels-last layout (a 1-D conv is a 2-D conv
+  of height 1), which oneDNN's brgemm kernels read and write without reordering;
+* packs every folded weight once into the layout its kernel wants (rebuilt when the
+  decoder's folded weights are: any parameter change);
+* fuses what follows a convolution into it where the value before is not needed again:
+  ``conv1 -> LeakyReLU`` of each residual step, ``conv2 + residual``, the input conv's
+  LeakyReLU and the output conv's tanh.
+
+The maths is the decoder's (same folded weights, the MRF mean folded into the next conv);
+in float32 it matches the plain path to rounding (~1e-7). In bfloat16 (``precision``
+``"bf16"`` or CPU autocast) weights and activations are bfloat16 and accumulation is in
+float32 inside oneDNN; the output is returned in float32.
+"""
+
+from typing import List, NamedTuple, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+_CHANNELS_LAST = torch.channels_last
+
+
+class _Conv(NamedTuple):
+    """One prepacked convolution: weight (oneDNN layout), bias, geometry as 2-D lists."""
+
+    weight: torch.Tensor
+    bias: Optional[torch.Tensor]
+    padding: List[int]
+    stride: List[int]
+    dilation: List[int]
+    output_padding: Optional[List[int]]  # transposed convolutions only
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU has native bfloat16 dot products for oneDNN (AVX512-BF16 or AMX)."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> None:
+    """Raise ``ValueError`` unless ``precision`` is one of :data:`PRECISIONS` and usable here."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"inference precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "bf16" and not bf16_supported():
+        raise ValueError(
+            "inference precision bf16 needs a CPU with native bfloat16 (AVX512-BF16 or AMX) "
+            "and PyTorch with oneDNN; this one has neither, use fp32"
+        )
+
+
+def applies(decoder, c: torch.Tensor) -> bool:
+    """Whether :func:`forward` can run this call: inference on CPU with LeakyReLU."""
+    return (
+        not torch.is_grad_enabled()
+        and c.device.type == "cpu"
+        and c.dtype == torch.float32
+        and decoder._slope is not None
+        and decoder._slope > 0
+        and torch.backends.mkldnn.is_available()
+    )
+
+
+def plan_dtype(decoder) -> torch.dtype:
+    """bfloat16 when the decoder's ``inference_precision`` or CPU autocast asks for it."""
+    if decoder.inference_precision == "bf16":
+        return torch.bfloat16
+    if torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16:
+        return torch.bfloat16
+    return torch.float32
+
+
+def _pack(weight: torch.Tensor, bias: Optional[torch.Tensor], dtype: torch.dtype,
+          padding: int, dilation: int, steps: int, transposed: Optional[Tuple[int, int]] = None) -> _Conv:
+    """Prepack a 1-D conv's ``weight`` (C_out, C_in, K) (transposed: (C_in, C_out, K)).
+
+    ``steps`` (the input length the plan is built for) only guides oneDNN's choice of
+    kernel; the packed weight works for any length.
+    """
+    weight4 = weight.to(dtype).unsqueeze(2)  # (.., .., 1, K)
+    bias = None if bias is None else bias.to(dtype)
+    pad, dil = [0, padding], [1, dilation]
+    if transposed is None:
+        input_size = [1, weight.size(1), 1, steps]
+        packed = torch.ops.mkldnn._reorder_convolution_weight(weight4, pad, [1, 1], dil, 1, input_size)
+        return _Conv(packed, bias, pad, [1, 1], dil, None)
+    stride, output_padding = transposed
+    input_size = [1, weight.size(0), 1, steps]
+    out_pad = [0, output_padding]
+    packed = torch.ops.mkldnn._reorder_convolution_transpose_weight(
+        weight4, pad, out_pad, [1, stride], dil, 1, input_size
+    )
+    return _Conv(packed, bias, pad, [1, stride], dil, out_pad)
+
+
+class DecoderPlan:
+    """Packed convolutions of one decoder for one dtype, in the decoder's weight order."""
+
+    def __init__(self, decoder, folded: list, dtype: torch.dtype, frames: int):
+        """Pack ``folded`` (the decoder's ``(weight, bias)`` list) for signals of about
+        ``frames`` latent frames."""
+        self.dtype = dtype
+        self.source = folded  # the folded list this plan was built from (identity = key)
+        weights = iter(folded)
+        steps = frames
+        self.input = _pack(*next(weights), dtype, decoder._padding, 1, steps)
+        self.global_weights = next(weights) if decoder.global_channels > 0 else None
+        self.upsamples: List[_Conv] = []
+        self.blocks: List[List[Tuple[_Conv, Optional[_Conv]]]] = []
+        nb = decoder.num_blocks
+        for i, spec in enumerate(decoder._upsample_specs):
+            self.upsamples.append(
+                _pack(*next(weights), dtype, spec.padding, 1, steps, (spec.stride, spec.output_padding))
+            )
+            steps *= spec.stride
+            for k in range(i * nb, (i + 1) * nb):
+                steps_of_block = []
+                for layer in decoder.blocks[k]._specs:
+                    conv1 = _pack(*next(weights), dtype, layer.padding1, layer.dilation, steps)
+                    conv2 = _pack(*next(weights), dtype, layer.padding2, 1, steps) if layer.has_conv2 else None
+                    steps_of_block.append((conv1, conv2))
+                self.blocks.append(steps_of_block)
+        self.output = _pack(*next(weights), dtype, decoder._padding, 1, steps)
+
+
+def _conv(x: torch.Tensor, conv: _Conv, attr: str = "none", scalars=()) -> torch.Tensor:
+    """Convolution with an optional fused unary post-op (``leaky_relu``, ``tanh``)."""
+    return torch.ops.mkldnn._convolution_pointwise(
+        x, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, 1, attr, list(scalars), ""
+    )
+
+
+def _conv_add(x: torch.Tensor, residual: torch.Tensor, conv: _Conv, in_place: bool) -> torch.Tensor:
+    """``conv(x) + residual`` in one kernel; ``in_place`` accumulates into ``residual``
+    (a oneDNN sum post-op), else a new tensor (which costs a copy of ``residual``)."""
+    if in_place:
+        return torch.ops.mkldnn._convolution_pointwise_.binary(
+            residual, x, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, 1,
+            "add", None, None, [], None,
+        )
+    return torch.ops.mkldnn._convolution_pointwise.binary(
+        x, residual, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, 1,
+        "add", None, None, [], None,
+    )
+
+
+def _plan(decoder, c: torch.Tensor, dtype: torch.dtype) -> DecoderPlan:
+    """The decoder's cached plan for ``dtype``, rebuilt when its folded weights are."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        folded = decoder._weights(c)  # cached by the decoder; a new list when weights change
+    plans = decoder._packed_plans
+    if plans is None:
+        plans = decoder._packed_plans = {}
+    plan = plans.get(dtype)
+    if plan is None or plan.source is not folded:
+        plan = plans[dtype] = DecoderPlan(decoder, folded, dtype, c.size(2))
+    return plan
+
+
+def forward(decoder, c: torch.Tensor, g: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The decoder's ``forward`` on the packed plan (call only where :func:`applies`).
+
+    Args:
+        decoder: A ``HiFiGANGenerator`` of :mod:`.hifigan_decoder`.
+        c: Latent (B, in_channels, T_frames), float32.
+        g: Global conditioning (B, global_channels, 1) or None.
+
+    Returns:
+        Tensor: Waveform (B, out_channels, T_frames * upsample_factor), float32.
+    """
+    if g is not None and decoder.global_channels <= 0:
+        raise ValueError("g was given but the decoder has no global_conv (global_channels <= 0)")
+    dtype = plan_dtype(decoder)
+    plan = _plan(decoder, c, dtype)
+    slope = decoder._slope
+    with torch.autocast("cpu", enabled=False):
+        # (B, C, T) -> (B, C, 1, T), channels-last: the layout every kernel below keeps.
+        x = c.to(dtype).unsqueeze(2).contiguous(memory_format=_CHANNELS_LAST)
+        if g is None:
+            x = _conv(x, plan.input, "leaky_relu", [slope])  # the first upsampling's act
+        else:
+            x = _conv(x, plan.input)
+            if plan.global_weights is not None:
+                weight, bias = plan.global_weights
+                x = x + F.conv1d(g.to(dtype), weight, bias).unsqueeze(2)  # (B, C, 1, 1)
+            x = F.leaky_relu_(x.contiguous(memory_format=_CHANNELS_LAST), slope)
+        nb = decoder.num_blocks
+        for i, upsample in enumerate(plan.upsamples):
+            if i > 0:
+                x = F.leaky_relu_(x, slope)
+            x = torch.ops.mkldnn._convolution_transpose_pointwise(
+                x, upsample.weight, upsample.bias, upsample.padding, upsample.output_padding,
+                upsample.stride, upsample.dilation, 1, "none", [], "",
+            )
+            first_act = F.leaky_relu(x, slope)  # shared by the parallel blocks
+            fused = None  # the MRF sum (its 1/nb mean is folded into the next conv)
+            for steps in plan.blocks[i * nb:(i + 1) * nb]:
+                y = x
+                for index, (conv1, conv2) in enumerate(steps):
+                    h = first_act if index == 0 else F.leaky_relu(y, slope)
+                    if conv2 is not None:
+                        h = _conv(h, conv1, "leaky_relu", [slope])
+                    # y is ours to overwrite after the first step (before, it is x).
+                    y = _conv_add(h, y, conv1 if conv2 is None else conv2, in_place=index > 0)
+                if y is x:  # a block without steps is the identity
+                    y = x.clone()
+                fused = y if fused is None else fused.add_(y)
+            x = fused
+        # The output LeakyReLU has torch's default slope (HiFi-GAN's), not the blocks'.
+        x = F.leaky_relu_(x, decoder.output_conv[0].negative_slope)
+        x = _conv(x, plan.output, "tanh")
+        return x.squeeze(2).float()
