@@ -1,8 +1,15 @@
 """Helpers for parity tests against ESPnet's modules: same keys, weights both ways, same outputs."""
 
-from typing import Iterable, Sequence
+import inspect
+from typing import Any, Callable, Dict, Iterable, Sequence
 
 import torch
+
+
+def signature_defaults(function: Callable) -> Dict[str, Any]:
+    """``{argument: default}`` of a function or class constructor (arguments with a default only)."""
+    parameters = inspect.signature(function).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
 def state_layout(module: torch.nn.Module):

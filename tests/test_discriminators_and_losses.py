@@ -7,22 +7,20 @@ on real discriminator outputs, plus finiteness under bf16/fp16 autocast.
 """
 
 import copy
-import inspect
 import itertools
 
 import pytest
 import torch
 from conftest import TINY_DISCRIMINATOR_PARAMS, TINY_MEL_LOSS_PARAMS
+from espnet_parity import signature_defaults
 from espnet2.gan_tts.hifigan import loss as espnet_loss
 from espnet2.gan_tts.vits import loss as espnet_vits_loss
 from espnet2.gan_tts.vits import vits as espnet_vits
 
-from espnet2_vits_ext.vits import adversarial_losses, kl_loss, mel_loss
+from espnet2_vits_ext.vits import adversarial_losses, espnet_defaults, kl_loss, mel_loss
 from espnet2_vits_ext.vits.discriminators import AVAILABLE_DISCRIMINATORS
 
-VITS_DEFAULTS = {
-    name: p.default for name, p in inspect.signature(espnet_vits.VITS.__init__).parameters.items()
-}
+VITS_DEFAULTS = signature_defaults(espnet_vits.VITS)
 MSMPD = "hifigan_multi_scale_multi_period_discriminator"
 TINY_PERIOD = dict(TINY_DISCRIMINATOR_PARAMS["period_discriminator_params"])
 TINY_SCALE = dict(TINY_DISCRIMINATOR_PARAMS["scale_discriminator_params"])
@@ -74,6 +72,23 @@ def assert_outputs_equal(a, b):
 
 def test_discriminator_types_are_espnets():
     assert set(AVAILABLE_DISCRIMINATORS) == set(espnet_vits.AVAILABLE_DISCRIMINATORS)
+
+
+@pytest.mark.parametrize("name", sorted(espnet_vits.AVAILABLE_DISCRIMINATORS))
+def test_discriminator_defaults_are_espnets(name):
+    assert signature_defaults(AVAILABLE_DISCRIMINATORS[name]) == signature_defaults(
+        espnet_vits.AVAILABLE_DISCRIMINATORS[name]
+    )
+
+
+def test_fast_vits_defaults_are_espnet_vits_defaults():
+    """``tts: fast_vits`` shows in ``--print_config`` what ``tts: vits`` shows."""
+    assert espnet_defaults.DEFAULT_GENERATOR_PARAMS == VITS_DEFAULTS["generator_params"]
+    assert espnet_defaults.DEFAULT_DISCRIMINATOR_PARAMS == VITS_DEFAULTS["discriminator_params"]
+    assert espnet_defaults.DEFAULT_ADVERSARIAL_LOSS_PARAMS == VITS_DEFAULTS["generator_adv_loss_params"]
+    assert espnet_defaults.DEFAULT_ADVERSARIAL_LOSS_PARAMS == VITS_DEFAULTS["discriminator_adv_loss_params"]
+    assert espnet_defaults.DEFAULT_FEAT_MATCH_LOSS_PARAMS == VITS_DEFAULTS["feat_match_loss_params"]
+    assert espnet_defaults.DEFAULT_MEL_LOSS_PARAMS == VITS_DEFAULTS["mel_loss_params"]
 
 
 @pytest.mark.parametrize("name", list(DISCRIMINATOR_CASES))

@@ -7,7 +7,8 @@ Each ``forward`` returns one list per sub-discriminator holding every layer's ou
 (the last is the score), the format the adversarial and feature-matching losses take.
 
 Constructor arguments and ``state_dict`` keys (``discriminators.<i>``, ``msd``/``mpd``) are
-those of ESPnet's ``espnet2.gan_tts.hifigan`` classes. :data:`AVAILABLE_DISCRIMINATORS`
+those of ESPnet's ``espnet2.gan_tts.hifigan`` classes; the default parameter dicts are
+ESPnet's, kept in :mod:`.espnet_defaults`. :data:`AVAILABLE_DISCRIMINATORS`
 maps ESPnet's ``discriminator_type`` names to our classes.
 """
 
@@ -16,6 +17,11 @@ from typing import Any, Dict, List
 
 import torch
 
+from espnet2_vits_ext.vits.espnet_defaults import (
+    HIFIGAN_PERIOD_DISCRIMINATOR_PARAMS,
+    HIFIGAN_SCALE_DISCRIMINATOR_PARAMS,
+    HIFIGAN_SCALE_DOWNSAMPLE_POOLING_PARAMS,
+)
 from espnet2_vits_ext.vits.period_discriminator import HiFiGANPeriodDiscriminator
 from espnet2_vits_ext.vits.scale_discriminator import HiFiGANScaleDiscriminator
 
@@ -26,19 +32,7 @@ class HiFiGANMultiPeriodDiscriminator(torch.nn.Module):
     def __init__(
         self,
         periods: List[int] = [2, 3, 5, 7, 11],
-        discriminator_params: Dict[str, Any] = {
-            "in_channels": 1,
-            "out_channels": 1,
-            "kernel_sizes": [5, 3],
-            "channels": 32,
-            "downsample_scales": [3, 3, 3, 3, 1],
-            "max_downsample_channels": 1024,
-            "bias": True,
-            "nonlinear_activation": "LeakyReLU",
-            "nonlinear_activation_params": {"negative_slope": 0.1},
-            "use_weight_norm": True,
-            "use_spectral_norm": False,
-        },
+        discriminator_params: Dict[str, Any] = HIFIGAN_PERIOD_DISCRIMINATOR_PARAMS,
     ):
         """Initialize the multi-period discriminator.
 
@@ -75,23 +69,8 @@ class HiFiGANMultiScaleDiscriminator(torch.nn.Module):
         self,
         scales: int = 3,
         downsample_pooling: str = "AvgPool1d",
-        downsample_pooling_params: Dict[str, Any] = {
-            "kernel_size": 4,
-            "stride": 2,
-            "padding": 2,
-        },
-        discriminator_params: Dict[str, Any] = {
-            "in_channels": 1,
-            "out_channels": 1,
-            "kernel_sizes": [15, 41, 5, 3],
-            "channels": 128,
-            "max_downsample_channels": 1024,
-            "max_groups": 16,
-            "bias": True,
-            "downsample_scales": [2, 2, 4, 4, 1],
-            "nonlinear_activation": "LeakyReLU",
-            "nonlinear_activation_params": {"negative_slope": 0.1},
-        },
+        downsample_pooling_params: Dict[str, Any] = HIFIGAN_SCALE_DOWNSAMPLE_POOLING_PARAMS,
+        discriminator_params: Dict[str, Any] = HIFIGAN_SCALE_DISCRIMINATOR_PARAMS,
         follow_official_norm: bool = False,
     ):
         """Initialize the multi-scale discriminator.
@@ -145,39 +124,12 @@ class HiFiGANMultiScaleMultiPeriodDiscriminator(torch.nn.Module):
         # Multi-scale discriminator related
         scales: int = 3,
         scale_downsample_pooling: str = "AvgPool1d",
-        scale_downsample_pooling_params: Dict[str, Any] = {
-            "kernel_size": 4,
-            "stride": 2,
-            "padding": 2,
-        },
-        scale_discriminator_params: Dict[str, Any] = {
-            "in_channels": 1,
-            "out_channels": 1,
-            "kernel_sizes": [15, 41, 5, 3],
-            "channels": 128,
-            "max_downsample_channels": 1024,
-            "max_groups": 16,
-            "bias": True,
-            "downsample_scales": [2, 2, 4, 4, 1],
-            "nonlinear_activation": "LeakyReLU",
-            "nonlinear_activation_params": {"negative_slope": 0.1},
-        },
+        scale_downsample_pooling_params: Dict[str, Any] = HIFIGAN_SCALE_DOWNSAMPLE_POOLING_PARAMS,
+        scale_discriminator_params: Dict[str, Any] = HIFIGAN_SCALE_DISCRIMINATOR_PARAMS,
         follow_official_norm: bool = True,
         # Multi-period discriminator related
         periods: List[int] = [2, 3, 5, 7, 11],
-        period_discriminator_params: Dict[str, Any] = {
-            "in_channels": 1,
-            "out_channels": 1,
-            "kernel_sizes": [5, 3],
-            "channels": 32,
-            "downsample_scales": [3, 3, 3, 3, 1],
-            "max_downsample_channels": 1024,
-            "bias": True,
-            "nonlinear_activation": "LeakyReLU",
-            "nonlinear_activation_params": {"negative_slope": 0.1},
-            "use_weight_norm": True,
-            "use_spectral_norm": False,
-        },
+        period_discriminator_params: Dict[str, Any] = HIFIGAN_PERIOD_DISCRIMINATOR_PARAMS,
     ):
         """Initialize the multi-scale multi-period discriminator.
 

@@ -1,10 +1,11 @@
-"""Default arguments of ESPnet's VITS (``espnet2.gan_tts.vits.VITS``), for FastVITS.
+"""Default arguments of ESPnet's VITS (``espnet2.gan_tts.vits.VITS``), for FastVITS, and of
+ESPnet's HiFi-GAN discriminators, for ours (the one place these values are written).
 
-They equal the ``tts_conf`` of ESPnet's ``egs2/ljspeech/tts1/conf/tuning/train_vits.yaml``
-(22.05 kHz, hop 256, 513 linear bins). :class:`~espnet2_vits_ext.vits.fast_vits.FastVITS`
-uses them as its signature's defaults, as ESPnet does, so that ``--print_config`` of
-``tts: fast_vits`` shows what ``tts: vits`` shows. Nothing mutates them: the model works
-on copies.
+The ``DEFAULT_*`` dicts equal the ``tts_conf`` of ESPnet's
+``egs2/ljspeech/tts1/conf/tuning/train_vits.yaml`` (22.05 kHz, hop 256, 513 linear bins).
+:class:`~espnet2_vits_ext.vits.fast_vits.FastVITS` uses them as its signature's defaults,
+as ESPnet does, so that ``--print_config`` of ``tts: fast_vits`` shows what ``tts: vits``
+shows. Nothing mutates them: the model and the discriminators work on copies.
 """
 
 from typing import Any, Dict
@@ -56,39 +57,48 @@ DEFAULT_GENERATOR_PARAMS: Dict[str, Any] = {
     "stochastic_duration_predictor_flows": 4,
     "stochastic_duration_predictor_dds_conv_layers": 3,
 }
+# The defaults of ESPnet's HiFi-GAN discriminators (``espnet2.gan_tts.hifigan``): the
+# signature defaults of our classes in :mod:`.discriminators` and the parts of VITS's
+# discriminator_params below.
+HIFIGAN_SCALE_DOWNSAMPLE_POOLING_PARAMS: Dict[str, Any] = {"kernel_size": 4, "stride": 2, "padding": 2}
+HIFIGAN_SCALE_DISCRIMINATOR_PARAMS: Dict[str, Any] = {
+    "in_channels": 1,
+    "out_channels": 1,
+    "kernel_sizes": [15, 41, 5, 3],
+    "channels": 128,
+    "max_downsample_channels": 1024,
+    "max_groups": 16,
+    "bias": True,
+    "downsample_scales": [2, 2, 4, 4, 1],
+    "nonlinear_activation": "LeakyReLU",
+    "nonlinear_activation_params": {"negative_slope": 0.1},
+}
+HIFIGAN_PERIOD_DISCRIMINATOR_PARAMS: Dict[str, Any] = {
+    "in_channels": 1,
+    "out_channels": 1,
+    "kernel_sizes": [5, 3],
+    "channels": 32,
+    "downsample_scales": [3, 3, 3, 3, 1],
+    "max_downsample_channels": 1024,
+    "bias": True,
+    "nonlinear_activation": "LeakyReLU",
+    "nonlinear_activation_params": {"negative_slope": 0.1},
+    "use_weight_norm": True,
+    "use_spectral_norm": False,
+}
 DEFAULT_DISCRIMINATOR_PARAMS: Dict[str, Any] = {
     "scales": 1,
     "scale_downsample_pooling": "AvgPool1d",
-    "scale_downsample_pooling_params": {"kernel_size": 4, "stride": 2, "padding": 2},
+    "scale_downsample_pooling_params": HIFIGAN_SCALE_DOWNSAMPLE_POOLING_PARAMS,
+    # VITS spells out the scale discriminator's norm, which HiFi-GAN leaves to the class default.
     "scale_discriminator_params": {
-        "in_channels": 1,
-        "out_channels": 1,
-        "kernel_sizes": [15, 41, 5, 3],
-        "channels": 128,
-        "max_downsample_channels": 1024,
-        "max_groups": 16,
-        "bias": True,
-        "downsample_scales": [2, 2, 4, 4, 1],
-        "nonlinear_activation": "LeakyReLU",
-        "nonlinear_activation_params": {"negative_slope": 0.1},
+        **HIFIGAN_SCALE_DISCRIMINATOR_PARAMS,
         "use_weight_norm": True,
         "use_spectral_norm": False,
     },
     "follow_official_norm": False,
     "periods": [2, 3, 5, 7, 11],
-    "period_discriminator_params": {
-        "in_channels": 1,
-        "out_channels": 1,
-        "kernel_sizes": [5, 3],
-        "channels": 32,
-        "downsample_scales": [3, 3, 3, 3, 1],
-        "max_downsample_channels": 1024,
-        "bias": True,
-        "nonlinear_activation": "LeakyReLU",
-        "nonlinear_activation_params": {"negative_slope": 0.1},
-        "use_weight_norm": True,
-        "use_spectral_norm": False,
-    },
+    "period_discriminator_params": HIFIGAN_PERIOD_DISCRIMINATOR_PARAMS,
 }
 DEFAULT_ADVERSARIAL_LOSS_PARAMS: Dict[str, Any] = {
     "average_by_discriminators": False,
