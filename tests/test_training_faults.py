@@ -192,7 +192,7 @@ def test_corrupt_checkpoints_are_named_and_the_previous_good_one_is_used(
     assert f"Checkpoint {newest} is not used" in caplog.text
     assert "truncated or corrupt" in caplog.text
     assert f"Checkpoint {espnet_checkpoint} is not used" in caplog.text
-    assert f"Resumed from {previous} (epoch {EPOCHS}, iteration 3)" in caplog.text
+    assert f"Resumed from {previous} (epoch {EPOCHS}, iteration 1)" in caplog.text
     _assert_same_as_reference(output_dir, reference)
 
 
@@ -225,16 +225,17 @@ def test_sigterm_saves_and_a_full_disk_is_reported_then_rerun_continues(
 ):
     output_dir = tmp_path / "exp"
     store = CheckpointStore(output_dir / "checkpoints")
-    # Preempted (SIGTERM) during the 4th iteration: a checkpoint right after it, exit 143.
-    plan = FaultPlan(sigterm_calls={4})
+    # Preempted (SIGTERM) during the 2nd iteration: a checkpoint right after it, exit 143.
+    plan = FaultPlan(sigterm_calls={2})
     args = train_args(corpus, faulty_config(plan), output_dir, FAULT_OPTIONS)
     with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as stopped:
         _train(args)
     assert stopped.value.code == 143
-    assert "Stopped by SIGTERM at epoch 2, iteration 1" in caplog.text
-    assert store.complete()[0][0] == Position(2, 1)
+    assert "Stopped by SIGTERM at epoch 1, iteration 2" in caplog.text
+    assert store.complete()[0][0] == Position(1, 2)
 
-    # The disk fills up at the next checkpoint write: named, nothing half-written left.
+    # The disk fills up at the next checkpoint write, at the start of epoch 2: named,
+    # nothing half-written left.
     real_open = open
 
     def open_on_full_disk(path, mode="r", *rest):
@@ -249,9 +250,9 @@ def test_sigterm_saves_and_a_full_disk_is_reported_then_rerun_continues(
         _train(args)
     assert stopped.value.code == 1
     assert "CheckpointWriteError: Cannot write" in caplog.text
-    assert str(store.path_for(Position(2, 3))) in caplog.text
+    assert str(store.path_for(Position(2, 0))) in caplog.text
     assert "No space left on device" in caplog.text
-    assert store.leftovers() == [] and store.complete()[0][0] == Position(2, 1)
+    assert store.leftovers() == [] and store.complete()[0][0] == Position(1, 2)
 
     # Space freed: the rerun continues to the same end as an uninterrupted run.
     monkeypatch.undo()

@@ -334,13 +334,14 @@ class ResilientGANTrainer(GANTrainer):
             model, optimizers, options.max_consecutive_nonfinite_steps,
             uses_grad_scaler=scaler is not None, skipped_steps=run.skipped_steps,
         )
+        length = iterator_length(iterator)
         batches = cls._epoch_batches(
-            skip_batches(iterator, done), epoch, done, restore, reporter, valid_before
+            skip_batches(iterator, done), epoch, length, done, restore, reporter, valid_before
         )
         with run.guard:
             all_invalid = super().train_one_epoch(
                 model=wrap_for_precision(model, options.precision),
-                iterator=EpochBatches(batches, iterator_length(iterator)),
+                iterator=EpochBatches(batches, length),
                 optimizers=optimizers, schedulers=schedulers, scaler=scaler,
                 reporter=reporter, summary_writer=summary_writer, options=options,
                 distributed_option=distributed_option,
@@ -351,7 +352,7 @@ class ResilientGANTrainer(GANTrainer):
         return all_invalid and not valid_before
 
     @classmethod
-    def _epoch_batches(cls, loader, epoch, done, restore, reporter, valid_before):
+    def _epoch_batches(cls, loader, epoch, length, done, restore, reporter, valid_before):
         """Yield the epoch's remaining batches; between them, do our bookkeeping."""
         run = cls._run
         options = run.options
@@ -378,7 +379,9 @@ class ResilientGANTrainer(GANTrainer):
                             f"fp32; then rerun with --resume true (or raise "
                             f"--max_consecutive_nonfinite_steps)."
                         )
-                if reporter.get_total_count() % options.checkpoint_interval_iters == 0:
+                # (not after an epoch's last iteration: the epoch-end one follows shortly)
+                due = reporter.get_total_count() % options.checkpoint_interval_iters == 0
+                if due and done != length:
                     cls._save(Position(epoch, done), capture_rng_state(), reporter, True)
             if cls._sigterm_on_any_rank():
                 cls._stop_for_sigterm(Position(epoch, done), capture_rng_state(), reporter)
