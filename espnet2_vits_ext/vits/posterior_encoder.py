@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from espnet2_vits_ext.vits.masking import non_pad_mask
-from espnet2_vits_ext.vits.wavenet import Conv1d, WaveNet
+from espnet2_vits_ext.vits.wavenet import Conv1d, vits_wavenet
 
 
 class PosteriorEncoder(nn.Module):
@@ -52,25 +52,16 @@ class PosteriorEncoder(nn.Module):
     ):
         super().__init__()
         self.input_conv = Conv1d(in_channels, hidden_channels, 1)
-        self.encoder = WaveNet(
-            in_channels=-1,
-            out_channels=-1,
+        self.encoder = vits_wavenet(
+            hidden_channels=hidden_channels,
             kernel_size=kernel_size,
             layers=layers,
             stacks=stacks,
             base_dilation=base_dilation,
-            residual_channels=hidden_channels,
-            aux_channels=-1,
-            gate_channels=hidden_channels * 2,
-            skip_channels=hidden_channels,
             global_channels=global_channels,
             dropout_rate=dropout_rate,
             bias=bias,
             use_weight_norm=use_weight_norm,
-            use_first_conv=False,
-            use_last_conv=False,
-            scale_residual=False,
-            scale_skip_connect=True,
         )
         self.proj = Conv1d(hidden_channels, out_channels * 2, 1)
 

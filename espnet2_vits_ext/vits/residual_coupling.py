@@ -15,7 +15,7 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import nn
 
-from espnet2_vits_ext.vits.wavenet import WaveNet
+from espnet2_vits_ext.vits.wavenet import vits_wavenet
 
 
 class FlipFlow(nn.Module):
@@ -69,25 +69,16 @@ class ResidualAffineCouplingLayer(nn.Module):
         self.half_channels = in_channels // 2
         self.use_only_mean = use_only_mean
         self.input_conv = nn.Conv1d(self.half_channels, hidden_channels, 1)
-        self.encoder = WaveNet(
-            in_channels=-1,
-            out_channels=-1,
+        self.encoder = vits_wavenet(
+            hidden_channels=hidden_channels,
             kernel_size=kernel_size,
             layers=layers,
             stacks=stacks,
             base_dilation=base_dilation,
-            residual_channels=hidden_channels,
-            aux_channels=-1,
-            gate_channels=hidden_channels * 2,
-            skip_channels=hidden_channels,
             global_channels=global_channels,
             dropout_rate=dropout_rate,
             bias=bias,
             use_weight_norm=use_weight_norm,
-            use_first_conv=False,
-            use_last_conv=False,
-            scale_residual=False,
-            scale_skip_connect=True,
         )
         out = self.half_channels if use_only_mean else self.half_channels * 2
         self.proj = nn.Conv1d(hidden_channels, out, 1)

@@ -282,3 +282,43 @@ class WaveNet(nn.Module):
     def receptive_field_size(self) -> int:
         """Return receptive field size."""
         return self._get_receptive_field_size(self.layers, self.stacks, self.kernel_size, self.base_dilation)
+
+
+def vits_wavenet(
+    hidden_channels: int,
+    kernel_size: int,
+    layers: int,
+    stacks: int,
+    base_dilation: int,
+    global_channels: int,
+    dropout_rate: float,
+    bias: bool,
+    use_weight_norm: bool,
+) -> WaveNet:
+    """The WaveNet of VITS's posterior encoder and coupling layers, as ESPnet builds both.
+
+    ``hidden_channels`` wide throughout (residual and skip; the gate twice as wide), with
+    no first or last conv (the owner has its own 1x1 input and projection convs), no local
+    conditioning, unscaled residuals and the skip sum scaled by ``sqrt(1 / layers)``.
+    It maps (B, hidden_channels, T) to (B, hidden_channels, T).
+    """
+    return WaveNet(
+        in_channels=-1,
+        out_channels=-1,
+        kernel_size=kernel_size,
+        layers=layers,
+        stacks=stacks,
+        base_dilation=base_dilation,
+        residual_channels=hidden_channels,
+        aux_channels=-1,
+        gate_channels=hidden_channels * 2,
+        skip_channels=hidden_channels,
+        global_channels=global_channels,
+        dropout_rate=dropout_rate,
+        bias=bias,
+        use_weight_norm=use_weight_norm,
+        use_first_conv=False,
+        use_last_conv=False,
+        scale_residual=False,
+        scale_skip_connect=True,
+    )
