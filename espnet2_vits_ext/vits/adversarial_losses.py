@@ -32,12 +32,8 @@ def _scores(outputs: Outputs) -> List[torch.Tensor]:
     return [o[-1] if isinstance(o, (tuple, list)) else o for o in outputs]
 
 
-def _check_loss_type(loss_type: str) -> None:
-    assert loss_type in ["mse", "hinge"], f"{loss_type} is not supported."
-
-
-class GeneratorAdversarialLoss(torch.nn.Module):
-    """Generator adversarial loss (least squares or hinge)."""
+class _AdversarialLoss(torch.nn.Module):
+    """What the generator and discriminator losses share: the switches and the reduction."""
 
     def __init__(self, average_by_discriminators: bool = True, loss_type: str = "mse"):
         """Initialize the loss.
@@ -48,9 +44,20 @@ class GeneratorAdversarialLoss(torch.nn.Module):
 
         """
         super().__init__()
-        _check_loss_type(loss_type)
+        assert loss_type in ["mse", "hinge"], f"{loss_type} is not supported."
         self.average_by_discriminators = average_by_discriminators
         self.loss_type = loss_type
+
+    def _reduce(self, losses: List[torch.Tensor], outputs: Outputs) -> torch.Tensor:
+        """Sum of the per-discriminator losses, averaged if asked and there are several."""
+        loss = sum(losses)
+        if self.average_by_discriminators and isinstance(outputs, (tuple, list)):
+            loss = loss / len(losses)
+        return loss
+
+
+class GeneratorAdversarialLoss(_AdversarialLoss):
+    """Generator adversarial loss (least squares or hinge)."""
 
     def criterion(self, x: torch.Tensor) -> torch.Tensor:
         """Loss of one score tensor."""
@@ -70,28 +77,11 @@ class GeneratorAdversarialLoss(torch.nn.Module):
 
         """
         with autocast_off(outputs):
-            scores = _scores(outputs)
-            loss = sum(self.criterion(fp32(s)) for s in scores)
-            if self.average_by_discriminators and isinstance(outputs, (tuple, list)):
-                loss = loss / len(scores)
-        return loss
+            return self._reduce([self.criterion(fp32(s)) for s in _scores(outputs)], outputs)
 
 
-class DiscriminatorAdversarialLoss(torch.nn.Module):
+class DiscriminatorAdversarialLoss(_AdversarialLoss):
     """Discriminator adversarial loss (least squares or hinge), as (real, fake)."""
-
-    def __init__(self, average_by_discriminators: bool = True, loss_type: str = "mse"):
-        """Initialize the loss.
-
-        Args:
-            average_by_discriminators (bool): Average (else sum) over discriminators.
-            loss_type (str): "mse" or "hinge".
-
-        """
-        super().__init__()
-        _check_loss_type(loss_type)
-        self.average_by_discriminators = average_by_discriminators
-        self.loss_type = loss_type
 
     def real_criterion(self, x: torch.Tensor) -> torch.Tensor:
         """Loss of a score on real audio (pushed to 1)."""
@@ -120,13 +110,9 @@ class DiscriminatorAdversarialLoss(torch.nn.Module):
 
         """
         with autocast_off(outputs, outputs_hat):
-            scores_hat, scores = _scores(outputs_hat), _scores(outputs)
-            pairs = list(zip(scores_hat, scores))
-            real_loss = sum(self.real_criterion(fp32(s)) for _, s in pairs)
-            fake_loss = sum(self.fake_criterion(fp32(s_hat)) for s_hat, _ in pairs)
-            if self.average_by_discriminators and isinstance(outputs, (tuple, list)):
-                real_loss = real_loss / len(pairs)
-                fake_loss = fake_loss / len(pairs)
+            pairs = list(zip(_scores(outputs_hat), _scores(outputs)))
+            real_loss = self._reduce([self.real_criterion(fp32(s)) for _, s in pairs], outputs)
+            fake_loss = self._reduce([self.fake_criterion(fp32(s_hat)) for s_hat, _ in pairs], outputs)
         return real_loss, fake_loss
 
 
