@@ -1,7 +1,8 @@
-"""Weight / spectral normalisation and activations shared by the HiFi-GAN parts of VITS.
+"""Weight / spectral normalisation and activations shared by the convolutional parts of VITS.
 
 Not a box of the VITS paper itself: the helpers that the decoder (the HiFi-GAN generator
-box of Fig. 1a) and the discriminators (Fig. 1a, "Discriminator") share.
+box of Fig. 1a), the discriminators (Fig. 1a, "Discriminator") and the WaveNet of the
+posterior encoder and the flow share.
 
 Normalisation is the classic ``torch.nn.utils.weight_norm`` / ``spectral_norm`` (the
 same hooks ESPnet uses), so parameter names are ``weight_g``/``weight_v`` and

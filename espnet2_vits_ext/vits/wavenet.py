@@ -10,13 +10,14 @@ Conditioning is added to the whole gate input at once, and the skip sum is accum
 in place.
 """
 
-import logging
 import math
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from espnet2_vits_ext.vits.conv_norm import apply_weight_norm, remove_weight_norm
 
 
 class Conv1d(nn.Conv1d):
@@ -253,24 +254,11 @@ class WaveNet(nn.Module):
 
     def remove_weight_norm(self):
         """Remove weight normalization from all of the layers."""
-
-        def _remove(m: nn.Module):
-            try:
-                nn.utils.remove_weight_norm(m)
-            except ValueError:  # this module didn't have weight norm
-                return
-
-        self.apply(_remove)
+        remove_weight_norm(self)
 
     def apply_weight_norm(self):
         """Apply weight normalization (the ``weight_g``/``weight_v`` API) to all conv layers."""
-
-        def _apply(m: nn.Module):
-            if isinstance(m, (nn.Conv1d, nn.Conv2d)):
-                nn.utils.weight_norm(m)
-                logging.debug(f"Weight norm is applied to {m}.")
-
-        self.apply(_apply)
+        apply_weight_norm(self, (nn.Conv1d,))
 
     @staticmethod
     def _get_receptive_field_size(layers: int, stacks: int, kernel_size: int, base_dilation: int) -> int:
