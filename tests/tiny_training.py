@@ -3,7 +3,7 @@
 :func:`write_tiny_corpus` writes a few sine clips with short texts in ESPnet's dump
 format (``wav.scp``, ``text``, shape files, a character token list); :func:`train_args`
 returns the arguments of ``python -m espnet2_vits_ext.bin.gan_tts_train`` for the tiny
-model of :func:`conftest.tiny_tts_conf`; :func:`faulty_vits_class` makes ESPnet's VITS
+model of :func:`conftest.tiny_tts_conf`; :func:`faulty_vits_class` makes our FastVITS
 with faults injected (NaN loss, SIGTERM, out-of-memory), to register as a ``tts`` choice. Tests use ``token_type: char`` and
 ``cleaner: none`` so that they do not depend on the text frontend.
 """
@@ -19,10 +19,11 @@ import numpy as np
 import soundfile
 import torch
 import yaml
-from espnet2.gan_tts.vits import VITS
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import tiny_tts_conf  # noqa: E402
+
+from espnet2_vits_ext.vits.fast_vits import FastVITS  # noqa: E402
 
 SAMPLING_RATE = 16000
 LETTERS = "abcdefgh"
@@ -71,7 +72,7 @@ def write_tiny_corpus(directory: Path, utterances: int = 6, seed: int = 0) -> Di
     return files
 
 
-def write_tiny_config(path: Path, tts: str = "vits", **overrides) -> Path:
+def write_tiny_config(path: Path, tts: str = "fast_vits", **overrides) -> Path:
     """A training config for the tiny model; ``overrides`` replace top-level keys."""
     optimizer = dict(lr=2.0e-4, betas=[0.8, 0.99], eps=1.0e-9, weight_decay=0.0)
     config = dict(
@@ -142,8 +143,8 @@ class FaultPlan:
 
 
 def faulty_vits_class(plan: FaultPlan):
-    class FaultyVITS(VITS):
-        """ESPnet's VITS, with the faults of ``plan`` injected into training."""
+    class FaultyVITS(FastVITS):
+        """Our FastVITS, with the faults of ``plan`` injected into training."""
 
         def forward(self, *args, forward_generator: bool = True, **kwargs):
             speech = kwargs["speech"]
