@@ -12,22 +12,30 @@ import torch
 from conftest import TINY_GENERATOR_PARAMS
 from espnet2.gan_tts.vits import duration_predictor as espnet_duration_predictor
 from espnet2.gan_tts.vits import flow as espnet_flow
+from espnet2.gan_tts.vits import vits as espnet_vits
 from espnet2.gan_tts.vits.transform import piecewise_rational_quadratic_transform
+from espnet_parity import signature_defaults
 
 from espnet2_vits_ext.vits.dilated_depth_separable_conv import DilatedDepthSeparableConv
 from espnet2_vits_ext.vits.duration_flows import ConvFlow, ElementwiseAffineFlow, FlipFlow, LogFlow
 from espnet2_vits_ext.vits.duration_predictor import StochasticDurationPredictor
 from espnet2_vits_ext.vits.rational_quadratic_spline import rational_quadratic_spline
 
-TINY = dict(
-    channels=TINY_GENERATOR_PARAMS["hidden_channels"],
-    kernel_size=TINY_GENERATOR_PARAMS["stochastic_duration_predictor_kernel_size"],
-    dropout_rate=TINY_GENERATOR_PARAMS["stochastic_duration_predictor_dropout_rate"],
-    flows=TINY_GENERATOR_PARAMS["stochastic_duration_predictor_flows"],
-    dds_conv_layers=TINY_GENERATOR_PARAMS["stochastic_duration_predictor_dds_conv_layers"],
-)
-# egs2/ljspeech/tts1 train_vits.yaml: hidden 192 and ESPnet's defaults for the predictor.
-LJSPEECH = dict(channels=192, kernel_size=3, dropout_rate=0.5, flows=4, dds_conv_layers=3)
+
+def predictor_kwargs(p: dict) -> dict:
+    """StochasticDurationPredictor arguments as ESPnet's generator builds them (single speaker)."""
+    return dict(
+        channels=p["hidden_channels"],
+        kernel_size=p["stochastic_duration_predictor_kernel_size"],
+        dropout_rate=p["stochastic_duration_predictor_dropout_rate"],
+        flows=p["stochastic_duration_predictor_flows"],
+        dds_conv_layers=p["stochastic_duration_predictor_dds_conv_layers"],
+    )
+
+
+TINY = predictor_kwargs(TINY_GENERATOR_PARAMS)
+# ESPnet's VITS defaults: egs2/ljspeech/tts1 conf/tuning/train_vits.yaml.
+LJSPEECH = predictor_kwargs(signature_defaults(espnet_vits.VITS)["generator_params"])
 CONFIGS = {"tiny": TINY, "ljspeech": LJSPEECH, "tiny_global": dict(TINY, global_channels=5)}
 TIGHT = dict(rtol=1e-9, atol=1e-9)  # float64
 

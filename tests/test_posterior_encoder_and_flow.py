@@ -9,6 +9,7 @@ from espnet_parity import (
     assert_close_all,
     assert_same_grads,
     assert_same_layout_and_load_both_ways,
+    signature_defaults,
     weighted_sum,
 )
 
@@ -23,25 +24,10 @@ from espnet2_vits_ext.vits.wavenet import WaveNet
 espnet_posterior = pytest.importorskip("espnet2.gan_tts.vits.posterior_encoder")
 espnet_coupling = pytest.importorskip("espnet2.gan_tts.vits.residual_coupling")
 espnet_wavenet = pytest.importorskip("espnet2.gan_tts.wavenet")
+espnet_vits = pytest.importorskip("espnet2.gan_tts.vits.vits")
 
-# ESPnet egs2/ljspeech/tts1 conf/tuning/train_vits.yaml (n_fft 1024: 513 spectrogram bins).
-LJSPEECH_GENERATOR_PARAMS = dict(
-    aux_channels=513,
-    hidden_channels=192,
-    posterior_encoder_kernel_size=5,
-    posterior_encoder_layers=16,
-    posterior_encoder_stacks=1,
-    posterior_encoder_base_dilation=1,
-    posterior_encoder_dropout_rate=0.0,
-    use_weight_norm_in_posterior_encoder=True,
-    flow_flows=4,
-    flow_kernel_size=5,
-    flow_base_dilation=1,
-    flow_layers=4,
-    flow_dropout_rate=0.0,
-    use_weight_norm_in_flow=True,
-    use_only_mean_in_flow=True,
-)
+# ESPnet's VITS defaults: egs2/ljspeech/tts1 conf/tuning/train_vits.yaml (n_fft 1024: 513 bins).
+LJSPEECH_GENERATOR_PARAMS = dict(signature_defaults(espnet_vits.VITS)["generator_params"], aux_channels=513)
 GENERATOR_PARAMS = {"tiny": TINY_GENERATOR_PARAMS, "ljspeech": LJSPEECH_GENERATOR_PARAMS}
 GLOBAL_CHANNELS = [-1, 6]  # single speaker; speaker-conditioned (g of 6 channels)
 

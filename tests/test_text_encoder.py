@@ -12,6 +12,7 @@ from espnet_parity import (
     assert_close_all,
     assert_same_grads,
     assert_same_layout_and_load_both_ways,
+    signature_defaults,
     weighted_sum,
 )
 
@@ -19,27 +20,10 @@ from espnet2_vits_ext.vits import relative_attention
 from espnet2_vits_ext.vits.text_encoder import TextEncoder
 
 espnet_text_encoder = pytest.importorskip("espnet2.gan_tts.vits.text_encoder")
+espnet_vits = pytest.importorskip("espnet2.gan_tts.vits.vits")
 
-# ESPnet egs2/ljspeech/tts1 conf/tuning/train_vits.yaml, text encoder part.
-LJSPEECH_GENERATOR_PARAMS = dict(
-    vocabs=78,
-    hidden_channels=192,
-    text_encoder_attention_heads=2,
-    text_encoder_ffn_expand=4,
-    text_encoder_blocks=6,
-    text_encoder_positionwise_layer_type="conv1d",
-    text_encoder_positionwise_conv_kernel_size=1,
-    text_encoder_positional_encoding_layer_type="rel_pos",
-    text_encoder_self_attention_layer_type="rel_selfattn",
-    text_encoder_activation_type="swish",
-    text_encoder_normalize_before=True,
-    text_encoder_dropout_rate=0.1,
-    text_encoder_positional_dropout_rate=0.0,
-    text_encoder_attention_dropout_rate=0.0,
-    text_encoder_conformer_kernel_size=7,
-    use_macaron_style_in_text_encoder=True,
-    use_conformer_conv_in_text_encoder=True,
-)
+# ESPnet's VITS defaults: egs2/ljspeech/tts1 conf/tuning/train_vits.yaml (78 tokens).
+LJSPEECH_GENERATOR_PARAMS = dict(signature_defaults(espnet_vits.VITS)["generator_params"], vocabs=78)
 
 
 def text_encoder_kwargs(p: dict) -> dict:
