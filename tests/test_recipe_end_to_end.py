@@ -7,6 +7,7 @@ fresh process with Text2Speech.from_pretrained and synthesizes speech.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -86,8 +87,14 @@ def test_mini_recipe_stages_1_to_7(tmp_path):
         print("samples", wav.numel(), "fs", tts.fs)
         """
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert "fs 22050" in loaded.stdout
+    try:
+        loaded = subprocess.run(
+            [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert loaded.returncode == 0, loaded.stderr[-3000:]
+        assert "fs 22050" in loaded.stdout
+    finally:
+        # espnet_model_zoo unpacked the zip into its cache (in the environment): leave nothing behind.
+        from espnet_model_zoo.downloader import ModelDownloader, str_to_hash
+
+        shutil.rmtree(ModelDownloader().cachedir / str_to_hash(packed.absolute()), ignore_errors=True)
