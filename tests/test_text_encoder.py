@@ -117,6 +117,25 @@ def test_gradients_match_espnet_in_training_mode(config):
         torch.testing.assert_close(b, a, atol=1e-12, rtol=0, msg=key)
 
 
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_seeded_dropout_matches_espnet_in_training_mode(config):
+    """With dropout on and the same seed: the same masks, and the same random numbers left
+    for what follows (a seeded GAN training step draws noise and segments next)."""
+    kwargs = CONFIGS[config]
+    assert kwargs["dropout_rate"] > 0
+    espnet, ours = build_pair(kwargs)
+    espnet.train()
+    ours.train()
+    tokens, lengths = padded_batch(kwargs["vocabs"], [19, 7, 12])
+    torch.manual_seed(4)
+    expected = espnet(tokens, lengths)
+    expected_next = torch.rand(8)
+    torch.manual_seed(4)
+    actual = ours(tokens, lengths)
+    assert torch.equal(torch.rand(8), expected_next)
+    assert_close_all(expected, actual, atol=2e-5, rtol=1e-5)
+
+
 POSITION_ATTENTION_PAIRS = [
     ("rel_pos", "rel_selfattn"),
     ("legacy_rel_pos", "legacy_rel_selfattn"),

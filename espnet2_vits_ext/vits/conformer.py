@@ -168,6 +168,10 @@ class Conformer(nn.Module):
         """Encode ``x`` ``(B, T, attention_dim)``; ``mask`` ``(B, 1, T)`` is nonzero on valid frames."""
         x, pos_emb = self.embed[0](x)
         key_padding = None if mask is None else (mask == 0).unsqueeze(1)  # (B, 1, 1, T)
+        # ESPnet's block stack (MultiSequential) draws one layer-drop number per block at
+        # every call, even with layer drop off and in eval mode; drawing them too keeps a
+        # seeded run's later random numbers (dropout, noise, segments) equal to ESPnet's.
+        torch.empty(len(self.encoders)).uniform_()
         for block in self.encoders:
             x = block(x, pos_emb, key_padding)
         if self.normalize_before:

@@ -67,9 +67,11 @@ class MultiLayeredConv1d(nn.Module):
         self.dropout = nn.Dropout(dropout_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.w_1.kernel_size[0] == 1:
-            return _conv_time(self.w_2, self.dropout(torch.relu(_conv_time(self.w_1, x))))
-        # Stay channel-first between the two convolutions.
+        if self.w_1.kernel_size[0] == 1 and not (self.training and self.dropout.p > 0):
+            return _conv_time(self.w_2, torch.relu(_conv_time(self.w_1, x)))
+        # Stay channel-first between the two convolutions. With dropout on, this is also
+        # the path for kernel size 1: dropout's mask follows the memory layout, which must
+        # be ESPnet's (channel-first) for a seeded training step to draw the same mask.
         h = self.dropout(torch.relu(self.w_1(x.transpose(1, 2))))
         return self.w_2(h).transpose(1, 2)
 
@@ -133,4 +135,8 @@ class ConvolutionModule(nn.Module):
         """``(B, T, C)`` -> ``(B, T, C)``."""
         x = F.glu(_conv_time(self.pointwise_conv1, x), dim=-1)
         x = self.activation(self.norm(self.depthwise_conv(x.transpose(1, 2))))
+        if self.training:
+            # The block's dropout draws its mask in memory order: hand back ESPnet's
+            # channel-first layout, so that a seeded training step draws the same mask.
+            return self.pointwise_conv2(x).transpose(1, 2)
         return _conv_time(self.pointwise_conv2, x.transpose(1, 2))
