@@ -1,0 +1,218 @@
+"""Run every benchmark, ours vs ESPnet's VITS, and write ``bench/RESULTS.md``.
+
+Each benchmark runs in a fresh interpreter (``bench/bench_*.py``, see their docstrings):
+the physical limit (FLOPs per audio second over the measured matmul peak), CPU synthesis
+(RTF of every precision, peak memory, bf16's MCD from fp32), one training step (steps/s,
+peak memory, loss values of both), alignment search alone, and data preparation (stages
+3-4) when an LJSpeech-layout corpus is given. Timings of ours and ESPnet's are taken in one
+process with interleaved repeats; the load average before and after is recorded, since
+other processes on the machine slow both alike but add noise.
+
+Usage: python bench/run_benchmarks.py [--corpus /path/to/ljspeech] [--quick]
+           [--only limits synthesis train alignment data_prep] [--output bench/RESULTS.md]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from common import REPO, machine_description, run_isolated
+
+DEFAULT_CORPUS = Path("/work/shared/ljspeech-mini")
+BENCHMARKS = ("limits", "synthesis", "train", "alignment", "data_prep")
+TARGETS = dict(synthesis_bf16=3.0, synthesis_fp32=1.0, train=1.0, alignment=1.0)
+
+
+def run_all(args) -> dict:
+    repeats = dict(synthesis=["--repeats", "2", "--warmup", "1"] if args.quick else ["--repeats", "5", "--warmup", "2"],
+                   train=["--repeats", "1", "--warmup", "1"] if args.quick else ["--repeats", "3", "--warmup", "1"],
+                   alignment=["--repeats", "5", "--warmup", "1"] if args.quick else ["--repeats", "30", "--warmup", "5"])
+    results = {}
+    started = time.time()
+
+    def stage(name, script, script_args):
+        print(f"[{time.time() - started:6.0f} s] {script} {' '.join(script_args)}", file=sys.stderr, flush=True)
+        return run_isolated(script, script_args)
+
+    if "limits" in args.only:
+        results["limits"] = stage("limits", "bench_limits.py", [])[0]
+    if "synthesis" in args.only:
+        results["synthesis"] = stage("synthesis", "bench_synthesis.py", repeats["synthesis"])[0]
+        results["synthesis_memory"] = {
+            variant: stage("synthesis", "bench_synthesis.py", ["--memory", variant])[0]
+            for variant in ("espnet-fp32", "ours-fp32", "ours-bf16")
+        }
+    if "train" in args.only:
+        results["train"] = stage("train", "bench_train_step.py", repeats["train"])[0]
+        results["train_memory"] = {
+            model: stage("train", "bench_train_step.py", ["--memory", model])[0]
+            for model in ("espnet", "ours")
+        }
+    if "alignment" in args.only:
+        results["alignment"] = stage("alignment", "bench_alignment.py", repeats["alignment"])
+    if "data_prep" in args.only:
+        if args.corpus is not None and (args.corpus / "metadata.csv").exists():
+            results["data_prep"] = stage(
+                "data_prep", "bench_data_prep.py",
+                ["--corpus", str(args.corpus), "--copies", "2" if args.quick else "8", "--nj", "1"],
+            )
+        else:
+            print(f"no corpus at {args.corpus}: data preparation not measured", file=sys.stderr)
+    return results
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    return f"{value:.{digits}f}"
+
+
+def _check(value: float, target: float) -> str:
+    return "met" if value >= target else "**not met**"
+
+
+def render(results: dict, machine_before: dict, machine_after: dict, command: str) -> str:
+    lines = ["# Benchmarks: ours (`tts: fast_vits`) vs ESPnet's VITS", ""]
+    lines += [
+        f"Written by `{command}` on {datetime.date.today().isoformat()}"
+        f" (each `bench/bench_*.py` docstring says what it measures).", "",
+        "Same configuration (`conf/train.yaml`'s `tts_conf`, vocabulary 78, 513 linear bins), same "
+        "weights (ours loads ESPnet's `state_dict` strictly), same inputs and seeds. Timings: median "
+        "of the repeats after warm-up, ours and ESPnet's interleaved in one process; memory: a fresh "
+        "process per model, peak resident set (VmHWM, reset after building the model).", "",
+        "## Machine", "",
+        "| | |", "|---|---|",
+    ]
+    for key in ("cpu", "cores", "isa", "memory_gib", "python", "torch", "onednn", "espnet"):
+        lines.append(f"| {key} | {machine_before[key]} |")
+    lines.append(f"| load average (1, 5, 15 min) before / after | {machine_before['load_average']} / "
+                 f"{machine_after['load_average']} |")
+    lines += ["", "No GPU in this environment: the GPU figures of the issue (training step at batch 4 and "
+              "at the largest batch that fits, alignment search's share of a GPU step) are not measured. "
+              "On a GPU machine run:", "",
+              "```", "python bench/bench_train_step.py --device cuda --batch_size 4",
+              "python bench/bench_train_step.py --device cuda --memory ours --batch_size 4   # and --memory espnet",
+              "python bench/bench_train_step.py --device cuda --batch_size 16  # raise until it runs out of memory",
+              "python bench/bench_alignment.py --device cuda", "```", ""]
+
+    limits = results.get("limits")
+    synthesis = results.get("synthesis")
+    if synthesis:
+        memory = results["synthesis_memory"]
+        lines += ["## 1. CPU synthesis (2 threads)", "",
+                  f"{synthesis['tokens']} phoneme tokens, given durations, {_fmt(synthesis['audio_s'], 2)} s "
+                  "of audio at 22.05 kHz; noise scales 0.667 / 0.8 with a fixed seed. RTF = synthesis "
+                  "seconds / audio seconds (lower is better).", "",
+                  "| variant | RTF (median) | min - max s | speed-up vs ESPnet fp32 | peak RSS MiB (model) | distance from the limit |",
+                  "|---|---|---|---|---|---|"]
+        for variant in ("espnet-fp32", "espnet-bf16", "ours-fp32", "ours-bf16"):
+            if variant not in synthesis:
+                continue
+            figures = synthesis[variant]
+            mem = memory.get(variant)
+            mem_text = f"{_fmt(mem['peak_rss_mib'], 0)} ({_fmt(mem['model_rss_mib'], 0)})" if mem else "-"
+            limit_text = "-"
+            if limits:
+                precision = variant.split("-")[1]
+                limit_text = f"{_fmt(figures['rtf'] / limits['min_rtf'][precision], 2)}x the {precision} limit"
+            lines.append(
+                f"| {variant} | {_fmt(figures['rtf'])} | {_fmt(figures['min_s'], 2)} - {_fmt(figures['max_s'], 2)} "
+                f"| {_fmt(synthesis['speedup_over_espnet_fp32'][variant], 2)}x | {mem_text} | {limit_text} |"
+            )
+        speedups = synthesis["speedup_over_espnet_fp32"]
+        lines += ["",
+                  f"- Precision: MCD between ours bf16 and ours fp32 waveforms: "
+                  f"**{_fmt(synthesis['mcd_db_ours_bf16_vs_fp32'], 3)} dB** (ESPnet under bf16 autocast vs "
+                  f"its fp32: {_fmt(synthesis['mcd_db_espnet_bf16_vs_fp32'], 3)} dB; for scale, another noise "
+                  f"seed in fp32: {_fmt(synthesis['mcd_db_ours_fp32_other_noise_seed'], 2)} dB). "
+                  f"Ours fp32 vs ESPnet fp32: largest sample difference "
+                  f"{synthesis['max_abs_diff_ours_vs_espnet_fp32']:.1e}.",
+                  f"- Targets: ours bf16 >= {TARGETS['synthesis_bf16']:.0f}x ESPnet fp32: "
+                  f"{_fmt(speedups['ours-bf16'], 2)}x, {_check(speedups['ours-bf16'], TARGETS['synthesis_bf16'])}; "
+                  f"ours fp32 not slower: {_fmt(speedups['ours-fp32'], 2)}x, "
+                  f"{_check(speedups['ours-fp32'], TARGETS['synthesis_fp32'])}.", ""]
+    if limits:
+        lines += ["## Physical limit of synthesis", "",
+                  f"{_fmt(limits['gflop_per_audio_s'], 1)} GFLOP per second of audio "
+                  f"(decoder {_fmt(100 * limits['decoder_share'], 1)}%; `FlopCounterMode` on ESPnet's model, "
+                  "the same architecture). Peak of a large matrix product on 2 threads "
+                  "(`torch.mm` 2048^3 and a 1024x1024 1x1 convolution over 8192 steps, channels-last, the "
+                  "fastest repeat):", "",
+                  "| precision | torch.mm GFLOP/s | oneDNN 1x1 conv GFLOP/s | lowest possible RTF |",
+                  "|---|---|---|---|"]
+        for precision in ("fp32", "bf16"):
+            peak = limits["peak_gflops"][precision]
+            lines.append(f"| {precision} | {_fmt(peak['mm'], 0)} | {_fmt(peak['conv1x1'], 0)} | "
+                         f"{_fmt(limits['min_rtf'][precision])} |")
+        lines.append("")
+    train = results.get("train")
+    if train:
+        memory = results["train_memory"]
+        lines += ["## 2. One training step on CPU (2 threads)", "",
+                  f"Discriminator turn then generator turn, batch {train['batch_size']} (text 150-90 tokens, "
+                  "870-550 frames), AdamW, both models seeded alike.", "",
+                  "| model | s/step (median) | steps/s | peak RSS MiB |", "|---|---|---|---|"]
+        for model in ("espnet", "ours"):
+            figures = train[model]
+            lines.append(f"| {model} | {_fmt(figures['median_s'], 2)} | {_fmt(figures['steps_per_s'], 3)} | "
+                         f"{_fmt(memory[model]['peak_mib'], 0)} |")
+        losses = train["ours"]["first_step_losses"]
+        lines += ["",
+                  f"- Speed-up {_fmt(train['speedup'], 2)}x (target: not slower, "
+                  f"{_check(train['speedup'], TARGETS['train'])}); first-step losses agree to a relative "
+                  f"{train['max_rel_loss_diff']:.1e} (" + ", ".join(
+                      f"{name.replace('generator_', 'g_').replace('discriminator_', 'd_')} {value:.4f}"
+                      for name, value in losses.items()) + ").", ""]
+    alignment = results.get("alignment")
+    if alignment:
+        lines += ["## 3. Monotonic alignment search alone (CPU)", "",
+                  "ESPnet's installed `maximum_path` (its wheel ships no compiled Cython, so it runs the numba "
+                  "fallback, as for a user) vs ours: `search_durations` (what our model calls) and "
+                  "`maximum_path` (ESPnet's interface, dense path). Same paths: checked.", "",
+                  "| B x T_feats x T_text | ESPnet ms | ours search_durations ms | ours maximum_path ms | speed-up (search / dense) | same paths |",
+                  "|---|---|---|---|---|---|"]
+        for row in alignment:
+            lines.append(
+                f"| {row['size']} | {_fmt(row['espnet_maximum_path_ms'], 2)} | {_fmt(row['ours_search_durations_ms'], 2)} "
+                f"| {_fmt(row['ours_maximum_path_ms'], 2)} | {_fmt(row['speedup_search_durations'], 1)}x / "
+                f"{_fmt(row['speedup_maximum_path'], 1)}x | {row['same_paths']} |"
+            )
+        lines.append("")
+    data_prep = results.get("data_prep")
+    if data_prep:
+        lines += ["## 4. Data preparation (stages 3-4), one job", "",
+                  f"The 24 real LJSpeech clips of the mini corpus, each listed {data_prep[0]['clips'] // 24} times "
+                  f"({data_prep[0]['clips']} clips).", "",
+                  "| stage | wall s | CPU s | clips/s/core (wall) | clips per CPU second |", "|---|---|---|---|---|"]
+        for row in data_prep:
+            lines.append(f"| {row['stage']} | {_fmt(row['wall_s'], 2)} | {_fmt(row['cpu_s'], 2)} | "
+                         f"{_fmt(row['clips_per_s_per_core_wall'], 1)} | {_fmt(row['clips_per_cpu_s'], 1)} |")
+        lines.append("")
+    lines += ["## Raw figures", "", "```json", json.dumps(results, indent=1), "```", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS if DEFAULT_CORPUS.exists() else None)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke test, not figures)")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
+    parser.add_argument("--output", type=Path, default=REPO / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    command = "python bench/run_benchmarks.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    machine_before = machine_description()
+    results = run_all(args)
+    machine_after = machine_description()
+    text = render(results, machine_before, machine_after, command.strip())
+    temporary = args.output.with_suffix(".tmp")
+    temporary.write_text(text)
+    temporary.replace(args.output)
+    print(f"wrote {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
