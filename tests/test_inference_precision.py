@@ -3,9 +3,13 @@
 bf16 runs the decoder on bfloat16 oneDNN kernels. Its output must stay close to fp32's:
 the mel-cepstral distortion (MCD) between the two must be a small fraction of what a
 different noise sample alone makes (both measured here, on the same model). The option
-is reachable from ``tts_conf`` (ESPnet's ``GANTTSTask``/``Text2Speech``) and the synthesis
-CLI's ``--precision``. On a CPU without native bfloat16, choosing bf16 is a clear error.
+is reachable from ``tts_conf`` (ESPnet's ``GANTTSTask``/``Text2Speech``; stage 7 through a
+config copy made by ``local/set_inference_precision.py``) and the synthesis CLI's ``--precision``. On a CPU without native bfloat16, choosing bf16 is a clear error.
 """
+
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +19,7 @@ import yaml
 
 from conftest import TINY_AUX_CHANNELS, TINY_VOCAB, tiny_tts_conf
 from espnet2.bin.pack import pack
+from espnet2.bin.tts_inference import Text2Speech
 from espnet2.tasks.gan_tts import GANTTSTask
 from espnet2_vits_ext.bin.synthesize import main as synthesize_main
 from espnet2_vits_ext.evaluation.acoustic_features import AnalysisConfig, extract_world_features
@@ -22,6 +27,7 @@ from espnet2_vits_ext.evaluation.mel_cepstral_distortion import frame_distortion
 from espnet2_vits_ext.vits.fast_vits import FastVITS
 from espnet2_vits_ext.vits.packed_decoder import bf16_supported
 
+REPO = Path(__file__).resolve().parents[1]
 SAMPLING_RATE = 16000
 TOKENS = ["<blank>", "<unk>", "<space>", "ə", "ˈ", "n", "t", "s", "l", "ɪ", "d", "<sos/eos>"]
 
@@ -120,3 +126,23 @@ def test_precision_from_tts_conf_and_cli(packed_fast_vits, tmp_path):
         assert not np.array_equal(outputs["fp32"], outputs["bf16"])
         difference = np.abs(outputs["fp32"] - outputs["bf16"]).max()
         assert difference < 0.1 * np.abs(outputs["fp32"]).max()
+
+
+def test_stage7_config_copy_sets_the_precision_for_espnet_inference(packed_fast_vits, tmp_path):
+    """local/set_inference_precision.py: the copy of config.yaml that stage 7 hands to ESPnet's
+    tts_inference builds the model with the chosen precision; the original is unchanged."""
+    root, _ = packed_fast_vits
+    original = (root / "config.yaml").read_text()
+    copy_path = tmp_path / "decode" / "config.yaml"
+    script = [sys.executable, str(REPO / "local" / "set_inference_precision.py")]
+    subprocess.run([*script, str(root / "config.yaml"), "fp32", str(copy_path)], check=True)
+    text2speech = Text2Speech(train_config=copy_path, model_file=root / "model.pth")
+    assert text2speech.model.tts.generator.decoder.inference_precision == "fp32"
+    assert (root / "config.yaml").read_text() == original
+    failed = subprocess.run([*script, str(root / "config.yaml"), "fp16", str(copy_path)],
+                            capture_output=True, text=True)
+    assert failed.returncode == 2 and "must be one of" in failed.stderr
+    if bf16_supported():
+        subprocess.run([*script, str(root / "config.yaml"), "bf16", str(copy_path)], check=True)
+        text2speech = Text2Speech(train_config=copy_path, model_file=root / "model.pth")
+        assert text2speech.model.tts.generator.decoder.inference_precision == "bf16"
