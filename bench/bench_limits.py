@@ -3,9 +3,10 @@
 Counts the floating-point operations of one synthesis (``FlopCounterMode``, on ESPnet's
 VITS: the architecture's work, which ours shares; our fused oneDNN kernels are invisible
 to the counter) and measures the machine's peak on ``--threads`` threads with large matrix
-products in fp32 and bf16: ``torch.mm`` (MKL for fp32, oneDNN for bf16) and a 1x1
-convolution over a long channels-last signal (a oneDNN GEMM). The better of the two is the
-peak; the lowest reachable real-time factor of a precision is
+products in fp32 and bf16: ``torch.mm`` (MKL for fp32, oneDNN for bf16) and oneDNN
+convolutions (a 1x1 one, i.e. a GEMM, and the decoder's dominant shapes) over long
+channels-last signals. The best of them is the peak; the lowest reachable real-time factor
+of a precision is
 ``GFLOP per audio second / peak GFLOP/s``.
 
 Usage: python bench/bench_limits.py [--threads 2] [--tokens 100]
@@ -13,32 +14,55 @@ Usage: python bench/bench_limits.py [--threads 2] [--tokens 100]
 
 import argparse
 import json
+from typing import Callable, Dict, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench_synthesis import make_input
-from common import build_models, interleaved_timing, load_tts_conf
+from common import build_models, interleaved_timing, load_tts_conf, make_input
 
 
-def peak_gflops(dtype: torch.dtype, repeats: int = 7) -> dict:
-    """GFLOP/s of a 2048^3 ``torch.mm`` and of a 1024->1024 1x1 conv over 8192 steps."""
+# (channels, kernel, steps): a 1x1 conv (a plain matrix product) and the decoder's
+# dominant shapes, as 2-D channels-last convolutions (oneDNN's fastest layout).
+CONV_SHAPES = ((1024, 1, 8192), (256, 7, 12800), (128, 7, 48000), (64, 11, 96000))
+
+
+def peak_steps(dtype: torch.dtype) -> Dict[str, Tuple[Callable[[], object], int]]:
+    """``name -> (call, FLOPs)``: a 2048^3 ``torch.mm`` and oneDNN convolutions of
+    :data:`CONV_SHAPES`, for timing (also interleaved with other work, see bench_synthesis)."""
     size = 2048
     left = torch.randn(size, size).to(dtype)
     right = torch.randn(size, size).to(dtype)
-    channels, steps = 1024, 8192
-    signal = torch.randn(1, channels, 1, steps).to(dtype).contiguous(memory_format=torch.channels_last)
-    weight = torch.randn(channels, channels, 1, 1).to(dtype).contiguous(memory_format=torch.channels_last)
-    timing = interleaved_timing(
-        dict(mm=lambda: torch.mm(left, right), conv=lambda: F.conv2d(signal, weight)),
-        repeats=repeats, warmup=2,
-    )
-    # The fastest repeat: a peak is what the machine can do, not what it did on average.
-    return dict(
-        mm=2 * size**3 / timing["mm"]["min_s"] / 1e9,
-        conv1x1=2 * channels**2 * steps / timing["conv"]["min_s"] / 1e9,
-    )
+    steps = dict(mm=(lambda: torch.mm(left, right), 2 * size**3))
+    for channels, kernel, length in CONV_SHAPES:
+        signal = torch.randn(1, channels, 1, length).to(dtype).contiguous(memory_format=torch.channels_last)
+        # Prepacked once, as our decoder's weights are (F.conv2d would reorder a bf16
+        # weight at every call, which costs as much as a small convolution).
+        padding = [0, kernel // 2]
+        weight = torch.ops.mkldnn._reorder_convolution_weight(
+            torch.randn(channels, channels, 1, kernel).to(dtype), padding, [1, 1], [1, 1], 1,
+            [1, channels, 1, length],
+        )
+        steps[f"conv_{channels}ch_k{kernel}"] = (
+            lambda s=signal, w=weight, p=padding: torch.ops.mkldnn._convolution_pointwise(
+                s, w, None, p, [1, 1], [1, 1], 1, "none", [], ""
+            ),
+            2 * channels**2 * kernel * length,
+        )
+    return steps
+
+
+def gflops_of(timing: Dict[str, dict], steps: Dict[str, tuple]) -> Dict[str, float]:
+    """GFLOP/s of each step's fastest repeat (a peak is what the machine can do, not what
+    it did on average) and their ``best``."""
+    rates = {name: flops / timing[name]["min_s"] / 1e9 for name, (_, flops) in steps.items()}
+    return dict(rates, best=max(rates.values()))
+
+
+def peak_gflops(dtype: torch.dtype, repeats: int = 7) -> Dict[str, float]:
+    steps = peak_steps(dtype)
+    timing = interleaved_timing({name: call for name, (call, _) in steps.items()}, repeats, warmup=2)
+    return gflops_of(timing, steps)
 
 
 def main() -> None:
@@ -67,8 +91,7 @@ def main() -> None:
     gflop_per_audio_s = total / 1e9 / audio_seconds
     peaks = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        measured = peak_gflops(dtype)
-        peaks[name] = dict(measured, best=max(measured.values()))
+        peaks[name] = peak_gflops(dtype)
     print(json.dumps(dict(
         gflop_per_audio_s=gflop_per_audio_s,
         decoder_share=decoder / total,

@@ -10,7 +10,8 @@ bf16``: the decoder in bfloat16, the rest in float32).
 Timing mode (default): all variants in this process, repeats interleaved; prints one JSON
 object with each variant's RTF, the speed-ups over ESPnet fp32, the largest difference
 between ours and ESPnet's fp32 waveforms, and the mel-cepstral distortion of each bf16
-waveform against its fp32 one. Memory mode (``--memory VARIANT``): that variant alone;
+waveform against its fp32 one, and the machine's matmul peak measured in the same
+interleaved rounds (see bench_limits). Memory mode (``--memory VARIANT``): that variant alone;
 prints the resident memory of the model and the peak during synthesis.
 
 Usage: python bench/bench_synthesis.py [--threads 2] [--repeats 5] [--warmup 2] [--tokens 100]
@@ -22,24 +23,18 @@ import json
 
 import torch
 
+from bench_limits import gflops_of, peak_steps
 from common import (
     build_models,
     interleaved_timing,
     load_tts_conf,
+    make_input,
     reset_peak_rss,
     rss_mib,
     waveform_mcd_db,
 )
 
 VARIANTS = ("espnet-fp32", "espnet-bf16", "ours-fp32", "ours-bf16")
-
-
-def make_input(tokens: int, frames_per_token: int):
-    """Token ids (T_text,) and durations (T_text,), fixed seed."""
-    generator = torch.Generator().manual_seed(1)
-    text = torch.randint(1, 70, (tokens,), generator=generator)
-    durations = torch.randint(1, 2 * frames_per_token, (tokens,), generator=generator).float()
-    return text, durations
 
 
 def synthesizer(model, variant: str, text: torch.Tensor, durations: torch.Tensor):
@@ -83,11 +78,21 @@ def measure_time(args, tts_conf: dict) -> dict:
         variant: synthesizer(models[variant.split("-")[0]], variant, text, durations)
         for variant in args.variants
     }
-    timing = interleaved_timing(steps, args.repeats, args.warmup)
+    # The machine's peak, measured in the same rounds: the distance from the limit is then
+    # a ratio of figures taken under the same load.
+    peak_work = {precision: peak_steps(dtype) for precision, dtype in
+                 (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    peak_calls = {f"peak-{precision}-{name}": call for precision, work in peak_work.items()
+                  for name, (call, _) in work.items()}
+    timing = interleaved_timing({**steps, **peak_calls}, args.repeats, args.warmup)
+    peaks = {
+        precision: gflops_of({name: timing.pop(f"peak-{precision}-{name}") for name in work}, work)
+        for precision, work in peak_work.items()
+    }
     waves = {variant: step().numpy() for variant, step in steps.items()}
     sampling_rate = tts_conf["sampling_rate"]
     audio_seconds = len(next(iter(waves.values()))) / sampling_rate
-    result = dict(threads=args.threads, tokens=args.tokens, audio_s=audio_seconds)
+    result = dict(threads=args.threads, tokens=args.tokens, audio_s=audio_seconds, peak_gflops=peaks)
     for variant, figures in timing.items():
         result[variant] = dict(rtf=figures["median_s"] / audio_seconds, **figures)
     if "espnet-fp32" in timing:

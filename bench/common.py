@@ -64,6 +64,19 @@ def build_models(tts_conf: dict, which: str = "both"):
     return espnet_model, ours
 
 
+def make_input(tokens: int, frames_per_token: int):
+    """Token ids (T_text,) and durations (T_text,) of a synthesis input, fixed seed.
+
+    ``frames_per_token`` is the mean duration (LJSpeech: about 7 frames per espeak-ng token).
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(1)
+    text = torch.randint(1, 70, (tokens,), generator=generator)
+    durations = torch.randint(1, 2 * frames_per_token, (tokens,), generator=generator).float()
+    return text, durations
+
+
 def interleaved_timing(
     steps: Dict[str, Callable[[], None]], repeats: int, warmup: int
 ) -> Dict[str, Dict[str, float]]:

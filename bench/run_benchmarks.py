@@ -8,6 +8,9 @@ peak memory, loss values of both), alignment search alone, and data preparation 
 process with interleaved repeats; the load average before and after is recorded, since
 other processes on the machine slow both alike but add noise.
 
+With ``--only``, the other benchmarks' figures are kept from the existing output file
+(re-measure one benchmark when the machine is quiet without running them all again).
+
 Usage: python bench/run_benchmarks.py [--corpus /path/to/ljspeech] [--quick]
            [--only limits synthesis train alignment data_prep] [--output bench/RESULTS.md]
 """
@@ -32,12 +35,19 @@ def run_all(args) -> dict:
     repeats = dict(synthesis=["--repeats", "2", "--warmup", "1"] if args.quick else ["--repeats", "5", "--warmup", "2"],
                    train=["--repeats", "1", "--warmup", "1"] if args.quick else ["--repeats", "3", "--warmup", "1"],
                    alignment=["--repeats", "5", "--warmup", "1"] if args.quick else ["--repeats", "30", "--warmup", "5"])
-    results = {}
+    results = previous_results(args.output) if set(args.only) != set(BENCHMARKS) else {}
     started = time.time()
 
     def stage(name, script, script_args):
         print(f"[{time.time() - started:6.0f} s] {script} {' '.join(script_args)}", file=sys.stderr, flush=True)
-        return run_isolated(script, script_args)
+        before = os.getloadavg()[0]
+        output = run_isolated(script, script_args)
+        loads = results.setdefault("load_average_1min", {}).setdefault(name, [before, before])
+        loads[0], loads[1] = min(loads[0], before), max(loads[1], os.getloadavg()[0])
+        return output
+
+    for name in args.only:  # measured again now: forget the loads of an earlier run
+        results.get("load_average_1min", {}).pop(name, None)
 
     if "limits" in args.only:
         results["limits"] = stage("limits", "bench_limits.py", [])[0]
@@ -66,6 +76,17 @@ def run_all(args) -> dict:
     return results
 
 
+def previous_results(path: Path) -> dict:
+    """The raw figures of an earlier RESULTS.md, so that ``--only`` re-measures some
+    benchmarks and keeps the others (each with the load it was measured under)."""
+    if not path.exists():
+        return {}
+    text = path.read_text()
+    if "```json" not in text:
+        return {}
+    return json.loads(text.split("```json", 1)[1].split("```", 1)[0])
+
+
 def _fmt(value: float, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
@@ -76,9 +97,10 @@ def _check(value: float, target: float) -> str:
 
 def render(results: dict, machine_before: dict, machine_after: dict, command: str) -> str:
     lines = ["# Benchmarks: ours (`tts: fast_vits`) vs ESPnet's VITS", ""]
+    commands = sorted(set(results.get("commands", {}).values())) or [command]
+    lines += ["Written by (each `bench/bench_*.py` docstring says what it measures):", "", "```"]
+    lines += commands + ["```", ""]
     lines += [
-        f"Written by `{command}` on {datetime.date.today().isoformat()}"
-        f" (each `bench/bench_*.py` docstring says what it measures).", "",
         "Same configuration (`conf/train.yaml`'s `tts_conf`, vocabulary 78, 513 linear bins), same "
         "weights (ours loads ESPnet's `state_dict` strictly), same inputs and seeds. Timings: median "
         "of the repeats after warm-up, ours and ESPnet's interleaved in one process; memory: a fresh "
@@ -88,8 +110,11 @@ def render(results: dict, machine_before: dict, machine_after: dict, command: st
     ]
     for key in ("cpu", "cores", "isa", "memory_gib", "python", "torch", "onednn", "espnet"):
         lines.append(f"| {key} | {machine_before[key]} |")
-    lines.append(f"| load average (1, 5, 15 min) before / after | {machine_before['load_average']} / "
-                 f"{machine_after['load_average']} |")
+    if machine_after is not None:
+        lines.append(f"| load average (1, 5, 15 min) before / after the last run | {machine_before['load_average']} / "
+                     f"{machine_after['load_average']} |")
+    for name, (low, high) in results.get("load_average_1min", {}).items():
+        lines.append(f"| 1-min load average during {name} (lowest - highest seen) | {low:.2f} - {high:.2f} |")
     lines += ["", "No GPU in this environment: the GPU figures of the issue (training step at batch 4 and "
               "at the largest batch that fits, alignment search's share of a GPU step) are not measured. "
               "On a GPU machine run:", "",
@@ -100,6 +125,10 @@ def render(results: dict, machine_before: dict, machine_after: dict, command: st
 
     limits = results.get("limits")
     synthesis = results.get("synthesis")
+    if synthesis and limits:
+        # The limit from the peak measured in the synthesis rounds (same load as the RTFs).
+        min_rtf = {precision: limits["gflop_per_audio_s"] / peak["best"]
+                   for precision, peak in synthesis["peak_gflops"].items()}
     if synthesis:
         memory = results["synthesis_memory"]
         lines += ["## 1. CPU synthesis (2 threads)", "",
@@ -117,7 +146,7 @@ def render(results: dict, machine_before: dict, machine_after: dict, command: st
             limit_text = "-"
             if limits:
                 precision = variant.split("-")[1]
-                limit_text = f"{_fmt(figures['rtf'] / limits['min_rtf'][precision], 2)}x the {precision} limit"
+                limit_text = f"{_fmt(figures['rtf'] / min_rtf[precision], 2)}x the {precision} limit"
             lines.append(
                 f"| {variant} | {_fmt(figures['rtf'])} | {_fmt(figures['min_s'], 2)} - {_fmt(figures['max_s'], 2)} "
                 f"| {_fmt(synthesis['speedup_over_espnet_fp32'][variant], 2)}x | {mem_text} | {limit_text} |"
@@ -134,20 +163,39 @@ def render(results: dict, machine_before: dict, machine_after: dict, command: st
                   f"{_fmt(speedups['ours-bf16'], 2)}x, {_check(speedups['ours-bf16'], TARGETS['synthesis_bf16'])}; "
                   f"ours fp32 not slower: {_fmt(speedups['ours-fp32'], 2)}x, "
                   f"{_check(speedups['ours-fp32'], TARGETS['synthesis_fp32'])}.", ""]
+        if limits:
+            espnet_rtf = synthesis["espnet-fp32"]["rtf"]
+            ceiling = espnet_rtf / min_rtf["bf16"]
+            lines += [
+                f"- What bounds the bf16 speed-up: ESPnet's fp32 synthesis already runs at "
+                f"{_fmt(100 * min_rtf['fp32'] / espnet_rtf, 0)}% of this machine's fp32 peak, "
+                f"and bf16's peak here is {_fmt(synthesis['peak_gflops']['bf16']['best'] / synthesis['peak_gflops']['fp32']['best'], 1)}x "
+                f"fp32's (AVX512-BF16 dot products; no AMX on this CPU), so no bf16 implementation of the "
+                f"same work can be more than {_fmt(ceiling, 1)}x faster than ESPnet's fp32 here. The 3x "
+                "target needs AMX (the issue's figure: ~1,500 GFLOP/s bf16 on 2 cores) or less work per "
+                "sample (int8 on VNNI, or a smaller decoder: a different model, not tried).", ""]
     if limits:
         lines += ["## Physical limit of synthesis", "",
                   f"{_fmt(limits['gflop_per_audio_s'], 1)} GFLOP per second of audio "
                   f"(decoder {_fmt(100 * limits['decoder_share'], 1)}%; `FlopCounterMode` on ESPnet's model, "
                   "the same architecture). Peak of a large matrix product on 2 threads "
-                  "(`torch.mm` 2048^3 and a 1024x1024 1x1 convolution over 8192 steps, channels-last, the "
-                  "fastest repeat):", "",
-                  "| precision | torch.mm GFLOP/s | oneDNN 1x1 conv GFLOP/s | lowest possible RTF |",
-                  "|---|---|---|---|"]
-        for precision in ("fp32", "bf16"):
-            peak = limits["peak_gflops"][precision]
-            lines.append(f"| {precision} | {_fmt(peak['mm'], 0)} | {_fmt(peak['conv1x1'], 0)} | "
-                         f"{_fmt(limits['min_rtf'][precision])} |")
-        lines.append("")
+                  "(`torch.mm` 2048^3, and oneDNN convolutions over long channels-last signals: a 1x1 one, "
+                  "i.e. a GEMM, and the decoder's dominant shapes; the fastest repeat, GFLOP/s):", ""]
+        shapes = [name for name in limits["peak_gflops"]["fp32"] if name != "best"]
+        lines += ["| precision | " + " | ".join(shapes) + " | peak | lowest possible RTF |",
+                  "|---" * (len(shapes) + 3) + "|"]
+        sources = [("alone", limits["peak_gflops"])]
+        if synthesis:
+            sources.append(("in the synthesis rounds", synthesis["peak_gflops"]))
+        for where, peaks in sources:
+            for precision in ("fp32", "bf16"):
+                peak = peaks[precision]
+                lines.append(
+                    f"| {precision}, {where} | " + " | ".join(_fmt(peak[name], 0) for name in shapes)
+                    + f" | {_fmt(peak['best'], 0)} | {_fmt(limits['gflop_per_audio_s'] / peak['best'])} |"
+                )
+        lines += ["", "The distances from the limit in section 1 use the peaks measured in the synthesis "
+                  "rounds (interleaved with the synthesis repeats, so under the same load).", ""]
     train = results.get("train")
     if train:
         memory = results["train_memory"]
@@ -201,12 +249,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke test, not figures)")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "RESULTS.md")
+    parser.add_argument("--render_only", action="store_true", help="rewrite the output from its raw figures")
     args = parser.parse_args()
     command = "python bench/run_benchmarks.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     machine_before = machine_description()
-    results = run_all(args)
-    machine_after = machine_description()
+    if args.render_only:
+        results = previous_results(args.output)
+        machine_after = None
+    else:
+        results = run_all(args)
+        machine_after = machine_description()
+    for name in [] if args.render_only else args.only:
+        results.setdefault("commands", {})[name] = f"{command.strip()}  # {datetime.datetime.now():%Y-%m-%d %H:%M}"
     text = render(results, machine_before, machine_after, command.strip())
     temporary = args.output.with_suffix(".tmp")
     temporary.write_text(text)
