@@ -7,7 +7,9 @@ a server that ignores Range makes it start over. Only a file whose SHA-256 match
 ``<download_dir>/<name>``, so a partial or corrupt file is never taken for the archive; a
 mismatch is an error that removes the bad download. Extraction goes to a temporary directory
 inside ``<download_dir>`` that is renamed to ``<download_dir>/LJSpeech-1.1`` when complete, and a
-``.done`` marker there records the archive's checksum.
+``.done`` marker there records the archive's checksum. A failed write (disk full, unwritable
+directory) stops at once with one line naming the file and the OS error: a partial extraction is
+removed, a partial download is kept to resume from; a rerun continues.
 
 Usage: local/download_ljspeech.py [--url URL] [--sha256 HEX] [--retries N] DOWNLOAD_DIR
 """
@@ -19,7 +21,6 @@ import hashlib
 import http.client
 import logging
 import os
-import shutil
 import sys
 import tarfile
 import time
@@ -27,6 +28,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from atomic_output import OutputError, building, replace_directory, writing  # noqa: E402
 
 DEFAULT_URL = "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"
 DEFAULT_SHA256 = "be1a30453f28eb8dd26af4101ae40cbf2c50413b1bb21936cbcdc6fae3de8aa5"
@@ -79,16 +83,24 @@ def _fetch_once(url: str, part: Path, timeout: float) -> None:
         expected = int(expected) if expected is not None else None
         received = 0
         last_report = time.monotonic()
-        with part.open(mode) as stream:
+        # Only the writes are wrapped: an OSError of response.read is a dropped connection (retried),
+        # one of the file is an OutputError (fatal: retrying cannot free the disk).
+        with writing(part):
+            stream = part.open(mode)
+        try:
             while True:
                 chunk = response.read(CHUNK_BYTES)
                 if not chunk:
                     break
-                stream.write(chunk)
+                with writing(part):
+                    stream.write(chunk)
                 received += len(chunk)
                 if time.monotonic() - last_report > 30:
                     log.info("%s: %.0f MB", part.name, (have + received) / 1e6)
                     last_report = time.monotonic()
+        finally:
+            with writing(part):
+                stream.close()
         if expected is not None and received < expected:
             raise http.client.IncompleteRead(b"", expected - received)
 
@@ -107,7 +119,8 @@ def download(url: str, sha256: str, target: Path, retries: int = 5, timeout: flo
         ``target``.
     """
     sha256 = sha256.lower()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    with writing(target.parent):
+        target.parent.mkdir(parents=True, exist_ok=True)
     verified_marker = target.with_name(target.name + ".sha256")
     if target.exists() and verified_marker.exists() and verified_marker.read_text().strip() == sha256:
         log.info("%s already downloaded and verified", target)
@@ -115,7 +128,8 @@ def download(url: str, sha256: str, target: Path, retries: int = 5, timeout: flo
     part = target.with_name(target.name + ".part")
     if target.exists():
         # A previous run completed the rename but not the marker: check it again from scratch.
-        os.replace(target, part)
+        with writing(part):
+            os.replace(target, part)
     for attempt in range(retries + 1):
         try:
             _fetch_once(url, part, timeout)
@@ -139,10 +153,11 @@ def download(url: str, sha256: str, target: Path, retries: int = 5, timeout: flo
             f"checksum mismatch for {url}: expected SHA-256 {sha256}, got {actual} ({size} bytes); "
             f"the bad download was removed. Check --ljspeech_url and --ljspeech_sha256."
         )
-    os.replace(part, target)
-    tmp_marker = verified_marker.with_name(verified_marker.name + ".tmp")
-    tmp_marker.write_text(sha256 + "\n")
-    os.replace(tmp_marker, verified_marker)
+    with writing(verified_marker):
+        os.replace(part, target)
+        tmp_marker = verified_marker.with_name(verified_marker.name + ".tmp")
+        tmp_marker.write_text(sha256 + "\n")
+        os.replace(tmp_marker, verified_marker)
     log.info("downloaded %s (SHA-256 verified)", target)
     return target
 
@@ -158,23 +173,21 @@ def extract(archive: Path, download_dir: Path, sha256: str) -> Path:
     if done.exists() and done.read_text().strip() == sha256.lower():
         log.info("%s already extracted", corpus)
         return corpus
-    tmp = download_dir / f".{CORPUS_NAME}.extracting.{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    log.info("extracting %s (a few minutes)", archive)
-    with tarfile.open(archive) as tar:
-        # The "data" filter refuses absolute paths, "..", and links out of the directory.
-        tar.extractall(tmp, filter="data")
-    extracted = tmp / CORPUS_NAME
-    if not (extracted / "metadata.csv").is_file() or not (extracted / "wavs").is_dir():
-        shutil.rmtree(tmp)
-        raise DownloadError(f"{archive} does not hold {CORPUS_NAME}/metadata.csv and {CORPUS_NAME}/wavs/")
-    (extracted / ".done").write_text(sha256.lower() + "\n")
-    if corpus.exists():
-        # An older, unmarked extraction: replace it (it is ours, inside download_dir).
-        shutil.rmtree(corpus)
-    os.replace(extracted, corpus)
-    shutil.rmtree(tmp)
+    with building(corpus, kind="extracting") as tmp:
+        log.info("extracting %s (a few minutes)", archive)
+        with tarfile.open(archive) as tar:
+            # Member by member, to name the file a full disk stops at. The "data" filter refuses
+            # absolute paths, "..", and links out of the directory.
+            for member in tar:
+                with writing(tmp / member.name):
+                    tar.extract(member, tmp, filter="data")
+        extracted = tmp / CORPUS_NAME
+        if not (extracted / "metadata.csv").is_file() or not (extracted / "wavs").is_dir():
+            raise DownloadError(f"{archive} does not hold {CORPUS_NAME}/metadata.csv and {CORPUS_NAME}/wavs/")
+        with writing(extracted / ".done"):
+            (extracted / ".done").write_text(sha256.lower() + "\n")
+        # An older, unmarked extraction is replaced (it is ours, inside download_dir).
+        replace_directory(extracted, corpus)
     return corpus
 
 
@@ -193,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         corpus = extract(archive, args.download_dir, args.sha256)
     except DownloadError as error:
         log.error("%s", error)
+        return 1
+    except OutputError as error:
+        # The partial download stays (as <archive>.part) to resume from; a partial extraction does not.
+        log.error("%s; free space or fix the download directory, then rerun to continue", error)
         return 1
     print(corpus)
     return 0

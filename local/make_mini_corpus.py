@@ -11,7 +11,9 @@ with one voice and fixed parameters, so the corpus is the same on every run. Out
     OUT_DIR/{train,val,test}.ids  the split: every 10th utterance is test, 16 are val
 
 The directory appears atomically (built under a temporary name, then renamed), with a
-``.done`` marker that records the options it was made with.
+``.done`` marker that records the options it was made with. A failed write (disk full,
+unwritable OUT_DIR) is one error line naming the file and the OS error and leaves nothing
+behind; temporary directories of a killed run go on the next run.
 
 Usage: local/make_mini_corpus.py [--num_utts N] [--voice en-us] [--rate WPM] OUT_DIR
 """
@@ -22,13 +24,12 @@ import argparse
 import ctypes
 import json
 import logging
-import os
-import shutil
 import sys
 import wave
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from atomic_output import OutputError, building, replace_directory, writing  # noqa: E402
 from mini_sentences import sentences  # noqa: E402
 
 SAMPLE_RATE = 22050
@@ -115,30 +116,33 @@ def make_corpus(out_dir: Path, num_utts: int, voice: str, rate: int, pitch: int)
     if done.is_file() and json.loads(done.read_text()) == settings:
         log.info("%s is already there (%s)", out_dir, settings)
         return
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp.{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "wavs").mkdir(parents=True)
     espeak = Espeak(voice, rate, pitch)
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    metadata = []
     total_samples = 0
-    with (tmp / "metadata.csv").open("w", encoding="utf-8", newline="\n") as metadata:
+    with building(out_dir) as tmp:
+        with writing(tmp / "wavs"):
+            (tmp / "wavs").mkdir()
         for index, (text, normalized) in enumerate(sentences(num_utts), start=1):
             utt_id = f"MINI-{index:04d}"
             audio = espeak.synthesize(normalized)
             total_samples += len(audio) // 2
-            with wave.open(str(tmp / "wavs" / f"{utt_id}.wav"), "wb") as wav:
+            path = tmp / "wavs" / f"{utt_id}.wav"
+            with writing(path), wave.open(str(path), "wb") as wav:
                 wav.setnchannels(1)
                 wav.setsampwidth(2)
                 wav.setframerate(SAMPLE_RATE)
                 wav.writeframes(audio)
-            metadata.write(f"{utt_id}|{text}|{normalized}\n")
+            metadata.append(f"{utt_id}|{text}|{normalized}\n")
             splits[split_of(index)].append(utt_id)
-    for name, ids in splits.items():
-        (tmp / f"{name}.ids").write_text("".join(i + "\n" for i in ids), encoding="utf-8")
-    (tmp / ".done").write_text(json.dumps(settings) + "\n")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)  # made by an earlier run with other settings
-    os.replace(tmp, out_dir)
+        contents = {f"{name}.ids": "".join(i + "\n" for i in ids) for name, ids in splits.items()}
+        contents["metadata.csv"] = "".join(metadata)
+        contents[".done"] = json.dumps(settings) + "\n"  # last: the corpus is complete
+        for name, content in contents.items():
+            with writing(tmp / name):
+                (tmp / name).write_text(content, encoding="utf-8", newline="\n")
+        # An earlier run with other settings made the corpus there: replaced.
+        replace_directory(tmp, out_dir)
     log.info(
         "wrote %d utterances (%.1f minutes; train %d, val %d, test %d) to %s",
         num_utts,
@@ -157,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pitch", type=int, default=50, help="base pitch, 0-100")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
-    make_corpus(args.out_dir, args.num_utts, args.voice, args.rate, args.pitch)
+    try:
+        make_corpus(args.out_dir, args.num_utts, args.voice, args.rate, args.pitch)
+    except OutputError as error:
+        log.error("%s; nothing was left half-written: free space or fix the output directory, then rerun", error)
+        return 1
     return 0
 
 

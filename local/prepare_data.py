@@ -10,7 +10,9 @@ Checks, each error naming file and line, all errors listed before failing: every
 has three fields, an id and a non-empty normalized text; ids are unique; every id has its wav
 (non-empty); the split files hold well-formed, disjoint ids; and the split covers exactly the
 ids of the corpus (missing and extra ids are listed). Nothing is written unless all checks
-pass; each set's directory is built under a temporary name and renamed into place.
+pass; each set's directory is built under a temporary name and renamed into place. A failed
+write (disk full, unwritable OUT_DIR) is reported in one line naming the file and the OS error,
+leaving no half-written set; temporary directories of a killed run go on the next run.
 
 Usage: local/prepare_data.py [--speaker LJ] CORPUS_DIR SPLIT_DIR OUT_DIR
 """
@@ -18,11 +20,12 @@ Usage: local/prepare_data.py [--speaker LJ] CORPUS_DIR SPLIT_DIR OUT_DIR
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import shutil
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from atomic_output import OutputError, building, replace_directory, writing  # noqa: E402
 
 SETS = ("train", "val", "test")
 UTT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -130,11 +133,8 @@ def check(corpus_dir: Path, split_dir: Path) -> tuple[dict[str, tuple[str, int]]
 
 
 def write_set(out_dir: Path, name: str, ids: list[str], metadata: dict, corpus_dir: Path, speaker: str) -> None:
-    """Write ``out_dir/name`` atomically: build ``.name.tmp.<pid>``, then rename it into place."""
+    """Write ``out_dir/name`` atomically: build it in a hidden sibling, then rename it into place."""
     ids = sorted(ids, key=lambda s: s.encode())  # LC_ALL=C order
-    tmp = out_dir / f".{name}.tmp.{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     wavs = corpus_dir.resolve() / "wavs"
     files = {
         "wav.scp": [f"{i} {wavs / (i + '.wav')}" for i in ids],
@@ -142,16 +142,12 @@ def write_set(out_dir: Path, name: str, ids: list[str], metadata: dict, corpus_d
         "utt2spk": [f"{i} {speaker}" for i in ids],
         "spk2utt": [f"{speaker} {' '.join(ids)}"],
     }
-    for filename, lines in files.items():
-        (tmp / filename).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     final = out_dir / name
-    if final.exists():
-        old = out_dir / f".{name}.old.{os.getpid()}"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, final)
+    with building(final) as tmp:
+        for filename, lines in files.items():
+            with writing(tmp / filename):
+                (tmp / filename).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        replace_directory(tmp, final)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,9 +167,15 @@ def main(argv: list[str] | None = None) -> int:
         # Kaldi's sorting convention: speaker ids prefix utterance ids, so utt2spk and spk2utt sort alike.
         print(f"prepare_data.py: speaker id {args.speaker!r} is not a prefix of {bad_prefix[0]}", file=sys.stderr)
         return 1
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    for name in SETS:
-        write_set(args.out_dir, name, splits[name], metadata, args.corpus_dir, args.speaker)
+    try:
+        with writing(args.out_dir):
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+        for name in SETS:
+            write_set(args.out_dir, name, splits[name], metadata, args.corpus_dir, args.speaker)
+    except OutputError as error:
+        # Each set is whole (new or old); the data dirs' .done marker is written only after success.
+        print(f"prepare_data.py: {error}; free space or fix the output directory, then rerun", file=sys.stderr)
+        return 1
     print(" ".join(f"{name}={len(splits[name])}" for name in SETS))
     return 0
 

@@ -1,0 +1,174 @@
+"""A full disk or an unwritable output directory in stages 1, 2, 5 and 7 (stages 3-4 and training
+have their own tests): each stage stops with one line naming the file and the OS error, writes no
+``.done``, leaves nothing half-written in place, and a rerun without the fault finishes.
+
+A full disk is simulated by a file size limit (``RLIMIT_FSIZE``): writes past it fail with EFBIG
+("File too large") as they fail with ENOSPC on a full disk. ``chmod`` cannot make a directory
+unwritable to root, who runs the tests; a file where the output directory goes does.
+"""
+
+import io
+import resource
+import signal
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_download import Server, sha  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL = ROOT / "local"
+
+
+def file_size_limit(limit: int):
+    """A ``preexec_fn``: files cannot grow past ``limit`` bytes; the writer gets EFBIG.
+
+    SIGXFSZ is ignored (Python ignores it, but shells and the tools they run would be killed by it),
+    so every writer sees an error return, as with a full disk.
+    """
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def run(command, cwd: Path, limit: int = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        preexec_fn=file_size_limit(limit) if limit is not None else None,
+    )  # fmt: skip
+
+
+def assert_clear_failure(result: subprocess.CompletedProcess, file_part: str, reason: str) -> None:
+    """Non-zero exit and one line that names the file (``file_part`` of its path) and the OS error."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if "cannot write" in line and file_part in line]
+    assert len(lines) == 1 and reason in lines[0], result.stderr
+
+
+def hidden(directory: Path) -> list:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+# ----- stage 1: download and extraction -----
+
+
+def compressible_archive() -> bytes:
+    """A tar.bz2 of LJSpeech-1.1/ whose wav (512 KB of zeros) is far larger than the archive."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:bz2") as tar:
+        for name, data in [
+            ("LJSpeech-1.1/metadata.csv", b"LJ001-0001|Hello.|Hello.\n"),
+            ("LJSpeech-1.1/wavs/LJ001-0001.wav", bytes(512 * 1024)),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_stage1_download_and_extraction_full_disk(tmp_path):
+    archive = compressible_archive()
+    assert len(archive) > 100
+    downloads = tmp_path / "downloads"
+    with Server(archive) as server:
+        command = [sys.executable, LOCAL / "download_ljspeech.py", "--url", server.url, "--sha256", sha(archive)]
+        command.append(downloads)
+
+        # The disk fills during the download: fatal at once (one request, no retries), the partial
+        # download stays to resume from, and nothing takes the archive's name.
+        result = run(command, tmp_path, limit=100)
+        assert_clear_failure(result, "LJSpeech-1.1.tar.bz2.part", "File too large")
+        assert len(server.requests) == 1
+        assert sorted(p.name for p in downloads.iterdir()) == ["LJSpeech-1.1.tar.bz2.part"]
+
+        # A killed extraction left its temporary directory behind.
+        stale = downloads / ".LJSpeech-1.1.extracting.999999"
+        (stale / "LJSpeech-1.1").mkdir(parents=True)
+
+        # Room for the archive but not for the extracted wav: the download resumes and is verified,
+        # the extraction stops naming the wav, and no corpus, marker or temporary directory remains.
+        result = run(command, tmp_path, limit=64 * 1024)
+        assert_clear_failure(result, "wavs/LJ001-0001.wav", "File too large")
+        assert server.requests[1][1] == "bytes=100-"
+        assert sorted(p.name for p in downloads.iterdir()) == ["LJSpeech-1.1.tar.bz2", "LJSpeech-1.1.tar.bz2.sha256"]
+
+        # The download directory is a file: unwritable.
+        blocked = tmp_path / "blocked"
+        blocked.write_text("not a directory\n")
+        result = run(command[:-1] + [blocked / "downloads"], tmp_path)
+        assert_clear_failure(result, "blocked/downloads", "Not a directory")
+
+        count = len(server.requests)
+        result = run(command, tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert len(server.requests) == count  # the verified archive was not fetched again
+    corpus = downloads / "LJSpeech-1.1"
+    assert (corpus / "wavs" / "LJ001-0001.wav").stat().st_size == 512 * 1024
+    assert (corpus / ".done").read_text().strip() == sha(archive)
+    assert hidden(downloads) == []
+
+
+# ----- stage 1: the mini corpus -----
+
+
+def test_stage1_mini_corpus_full_disk(tmp_path):
+    out = tmp_path / "downloads" / "mini"
+    stale = out.with_name(".mini.tmp.999999")  # left by a killed run
+    (stale / "wavs").mkdir(parents=True)
+    command = [sys.executable, LOCAL / "make_mini_corpus.py", "--num_utts", "90", out]
+
+    result = run(command, tmp_path, limit=20_000)  # less than one clip
+    assert_clear_failure(result, "/wavs/MINI-0001.wav", "File too large")
+    assert list(out.parent.iterdir()) == []  # no corpus, no .done, no temporary directory
+
+    result = run(command, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len((out / "metadata.csv").read_text().splitlines()) == 90
+    assert (out / ".done").is_file()
+    assert [p.name for p in out.parent.iterdir()] == ["mini"]
+
+
+# ----- stage 2: data directories -----
+
+
+def write_ljspeech_layout(root: Path, ids: list) -> Path:
+    corpus = root / "corpus"
+    (corpus / "wavs").mkdir(parents=True)
+    (corpus / "metadata.csv").write_text("".join(f"{i}|Text {i}.|Text {i}.\n" for i in ids))
+    for utt_id in ids:
+        (corpus / "wavs" / f"{utt_id}.wav").write_bytes(b"RIFF")
+    split = corpus / "split"
+    split.mkdir()
+    for name, part in (("train", ids[:-2]), ("val", ids[-2:-1]), ("test", ids[-1:])):
+        (split / f"{name}.ids").write_text("".join(i + "\n" for i in part))
+    return corpus
+
+
+def test_stage2_data_dirs_full_disk(tmp_path):
+    corpus = write_ljspeech_layout(tmp_path, [f"LJ001-{i:04d}" for i in range(1, 7)])
+    data = tmp_path / "data"
+    command = [sys.executable, LOCAL / "prepare_data.py", corpus, corpus / "split", data]
+    data.mkdir()
+    (data / ".train.tmp.999999").mkdir()  # left by a killed run
+
+    result = run(command, tmp_path, limit=100)  # below the training set's wav.scp
+    assert_clear_failure(result, "/wav.scp", "File too large")
+    assert list(data.iterdir()) == []  # no set, no temporary directory
+
+    data.rmdir()
+    data.write_text("a file where the data directory goes\n")
+    result = run(command, tmp_path)
+    assert_clear_failure(result, "data", "File exists")
+    data.unlink()
+
+    result = run(command, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in data.iterdir()) == ["test", "train", "val"]
+    assert len((data / "train" / "wav.scp").read_text().splitlines()) == 4
