@@ -3,7 +3,7 @@
 Counts the floating-point operations of one synthesis (``FlopCounterMode``, on ESPnet's
 VITS: the architecture's work, which ours shares; our fused oneDNN kernels are invisible
 to the counter) and measures the machine's peak on ``--threads`` threads with large matrix
-products in fp32 and bf16: ``torch.mm`` (MKL for fp32, oneDNN for bf16) and oneDNN
+products in fp32 and, where the CPU has native bfloat16, bf16: ``torch.mm`` (MKL for fp32, oneDNN for bf16) and oneDNN
 convolutions (a 1x1 one, i.e. a GEMM, and the decoder's dominant shapes) over long
 channels-last signals. The best of them is the peak; the lowest reachable real-time factor
 of a precision is
@@ -19,12 +19,13 @@ from typing import Callable, Dict, Tuple
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import build_models, interleaved_timing, load_tts_conf, make_input
+from common import build_models, interleaved_timing, load_tts_conf, make_input, precisions_here
 
 
 # (channels, kernel, steps): a 1x1 conv (a plain matrix product) and the decoder's
 # dominant shapes, as 2-D channels-last convolutions (oneDNN's fastest layout).
 CONV_SHAPES = ((1024, 1, 8192), (256, 7, 12800), (128, 7, 48000), (64, 11, 96000))
+DTYPES = dict(fp32=torch.float32, bf16=torch.bfloat16)
 
 
 def peak_steps(dtype: torch.dtype) -> Dict[str, Tuple[Callable[[], object], int]]:
@@ -90,8 +91,8 @@ def main() -> None:
     decoder = decoder_counter.get_total_flops()
     gflop_per_audio_s = total / 1e9 / audio_seconds
     peaks = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        peaks[name] = peak_gflops(dtype)
+    for name in precisions_here():
+        peaks[name] = peak_gflops(DTYPES[name])
     print(json.dumps(dict(
         gflop_per_audio_s=gflop_per_audio_s,
         decoder_share=decoder / total,

@@ -5,7 +5,8 @@ A sentence of ``--tokens`` phoneme tokens with given durations (drawn with a fix
 token), noise at the recipe's default scales from the same seed, so every variant does
 the same work. Variants: ``espnet-fp32``, ``espnet-bf16`` (CPU autocast around ESPnet's
 synthesis, for reference), ``ours-fp32``, ``ours-bf16`` (our ``inference_precision:
-bf16``: the decoder in bfloat16, the rest in float32).
+bf16``: the decoder in bfloat16, the rest in float32); the bf16 ones only on a CPU with
+native bfloat16 (AVX512-BF16 or AMX).
 
 Timing mode (default): all variants in this process, repeats interleaved; prints one JSON
 object with each variant's RTF, the speed-ups over ESPnet fp32, the largest difference
@@ -23,18 +24,21 @@ import json
 
 import torch
 
-from bench_limits import gflops_of, peak_steps
+from bench_limits import DTYPES, gflops_of, peak_steps
 from common import (
     build_models,
     interleaved_timing,
     load_tts_conf,
     make_input,
+    precisions_here,
     reset_peak_rss,
     rss_mib,
     waveform_mcd_db,
 )
 
 VARIANTS = ("espnet-fp32", "espnet-bf16", "ours-fp32", "ours-bf16")
+# On a CPU without native bfloat16 only the fp32 variants are measured.
+VARIANTS_HERE = tuple(variant for variant in VARIANTS if variant.split("-")[1] in precisions_here())
 
 
 def synthesizer(model, variant: str, text: torch.Tensor, durations: torch.Tensor):
@@ -80,8 +84,7 @@ def measure_time(args, tts_conf: dict) -> dict:
     }
     # The machine's peak, measured in the same rounds: the distance from the limit is then
     # a ratio of figures taken under the same load.
-    peak_work = {precision: peak_steps(dtype) for precision, dtype in
-                 (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    peak_work = {precision: peak_steps(DTYPES[precision]) for precision in precisions_here()}
     peak_calls = {f"peak-{precision}-{name}": call for precision, work in peak_work.items()
                   for name, (call, _) in work.items()}
     timing = interleaved_timing({**steps, **peak_calls}, args.repeats, args.warmup)
@@ -128,8 +131,8 @@ def main() -> None:
     parser.add_argument("--frames_per_token", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
-    parser.add_argument("--memory", choices=VARIANTS, default=None)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS_HERE, default=list(VARIANTS_HERE))
+    parser.add_argument("--memory", choices=VARIANTS_HERE, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     tts_conf = load_tts_conf()

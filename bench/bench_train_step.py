@@ -2,7 +2,8 @@
 
 Batch of ``--batch_size`` LJSpeech-like utterances (text 150 down to 90 tokens, 870 down to
 550 frames of a 513-bin linear spectrogram, hop 256; longest first as ESPnet's sorted
-batches), AdamW as the recipe, both models seeded alike before every step so that they
+batches), the recipe's AdamW settings (``optim_conf``/``optim2_conf`` of ``conf/train.yaml``,
+fused; ``--unfused`` drops ``fused`` to measure what it gains), both models seeded alike before every step so that they
 see the same data and draw the same random segments. The turn order is ESPnet's
 GANTrainer default (``generator_first: false``); the generator's outputs of the first
 turn are reused by the second (``cache_generator_outputs``), as in training.
@@ -13,7 +14,7 @@ agree). Memory mode (``--memory ours|espnet``): that model alone; peak process R
 CPU, ``torch.cuda.max_memory_allocated`` on GPU.
 
 Usage: python bench/bench_train_step.py [--device cpu|cuda] [--batch_size 4] [--threads 2]
-       [--repeats 3] [--warmup 1]
+       [--repeats 3] [--warmup 1] [--unfused]
        python bench/bench_train_step.py --memory ours [--device cuda] [--batch_size 4]
 """
 
@@ -21,9 +22,11 @@ import argparse
 import json
 
 import torch
+import yaml
 
 from common import (
     LINEAR_BINS,
+    TRAIN_CONFIG,
     VOCAB_SIZE,
     build_models,
     interleaved_timing,
@@ -52,11 +55,24 @@ def make_batch(batch_size: int, device: str) -> dict:
     return {name: value.to(device) for name, value in batch.items()}
 
 
-def make_trainer(model, batch: dict, device: str):
+def optimizer_settings(fused: bool) -> dict:
+    """The recipe's AdamW arguments (``optim2_conf``: discriminator, ``optim_conf``: generator,
+    as ESPnet's GAN-TTS task assigns them), with ``fused`` as asked."""
+    with open(TRAIN_CONFIG) as stream:
+        config = yaml.safe_load(stream)
+    assert config["optim"] == config["optim2"] == "adamw", "the benchmark builds AdamW"
+    return {
+        forward_generator: dict(config[key], fused=fused)
+        for forward_generator, key in ((False, "optim2_conf"), (True, "optim_conf"))
+    }
+
+
+def make_trainer(model, batch: dict, device: str, fused: bool = True):
     """A step function for ``model`` and the dict it fills with the first step's losses."""
+    settings = optimizer_settings(fused)
     optimizers = {
-        False: torch.optim.AdamW(model.discriminator.parameters(), lr=2e-4, betas=(0.8, 0.99), eps=1e-9),
-        True: torch.optim.AdamW(model.generator.parameters(), lr=2e-4, betas=(0.8, 0.99), eps=1e-9),
+        False: torch.optim.AdamW(model.discriminator.parameters(), **settings[False]),
+        True: torch.optim.AdamW(model.generator.parameters(), **settings[True]),
     }
     first_losses = {}
 
@@ -82,7 +98,7 @@ def make_trainer(model, batch: dict, device: str):
 def measure_memory(args) -> dict:
     model = build_models(load_tts_conf(), args.memory).train().to(args.device)
     batch = make_batch(args.batch_size, args.device)
-    step, _ = make_trainer(model, batch, args.device)
+    step, _ = make_trainer(model, batch, args.device, fused=not args.unfused)
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     else:
@@ -101,9 +117,12 @@ def measure_time(args) -> dict:
     batch = make_batch(args.batch_size, args.device)
     steps, losses = {}, {}
     for name, model in (("espnet", espnet_model), ("ours", ours)):
-        steps[name], losses[name] = make_trainer(model.train().to(args.device), batch, args.device)
+        steps[name], losses[name] = make_trainer(
+            model.train().to(args.device), batch, args.device, fused=not args.unfused
+        )
     timing = interleaved_timing(steps, args.repeats, args.warmup)
-    result = dict(device=args.device, batch_size=args.batch_size, threads=args.threads)
+    result = dict(device=args.device, batch_size=args.batch_size, threads=args.threads,
+                  fused_optimizer=not args.unfused)
     for name, figures in timing.items():
         result[name] = dict(steps_per_s=1.0 / figures["median_s"], **figures)
         result[name]["first_step_losses"] = {**losses[name][False], **losses[name][True]}
@@ -123,6 +142,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--memory", choices=["ours", "espnet"], default=None)
+    parser.add_argument("--unfused", action="store_true", help="AdamW without fused=True")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(json.dumps(measure_memory(args) if args.memory else measure_time(args)))

@@ -28,6 +28,14 @@ VOCAB_SIZE = 78  # about the size of the espeak-ng phoneme token list of LJSpeec
 LINEAR_BINS = 513  # n_fft 1024 // 2 + 1
 
 
+def precisions_here() -> tuple:
+    """The synthesis precisions this CPU runs natively: ``("fp32", "bf16")`` with AVX512-BF16
+    or AMX, else ``("fp32",)`` (bf16 emulated on AVX2 is slower than fp32: no figure to report)."""
+    from espnet2_vits_ext.vits.packed_decoder import bf16_supported
+
+    return ("fp32", "bf16") if bf16_supported() else ("fp32",)
+
+
 def load_tts_conf(config_path: Path = TRAIN_CONFIG) -> dict:
     """``tts_conf`` of a recipe config (``tts: fast_vits`` takes ESPnet VITS's keys)."""
     with open(config_path) as stream:

@@ -24,10 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-from common import REPO, machine_description, run_isolated
+from common import REPO, machine_description, precisions_here, run_isolated
 
 DEFAULT_CORPUS = Path("/work/shared/ljspeech-mini")
 BENCHMARKS = ("limits", "synthesis", "train", "alignment", "data_prep")
+# What must not change between figures kept from an earlier run and new ones (``--only``).
+SAME_MACHINE_KEYS = ("cpu", "cores", "isa", "torch", "espnet")
 TARGETS = dict(synthesis_bf16=3.0, synthesis_fp32=1.0, train=1.0, alignment=1.0)
 
 
@@ -56,9 +58,11 @@ def run_all(args) -> dict:
         results["synthesis_memory"] = {
             variant: stage("synthesis", "bench_synthesis.py", ["--memory", variant])[0]
             for variant in ("espnet-fp32", "ours-fp32", "ours-bf16")
+            if variant.split("-")[1] in precisions_here()
         }
     if "train" in args.only:
         results["train"] = stage("train", "bench_train_step.py", repeats["train"])[0]
+        results["train_unfused"] = stage("train", "bench_train_step.py", repeats["train"] + ["--unfused"])[0]
         results["train_memory"] = {
             model: stage("train", "bench_train_step.py", ["--memory", model])[0]
             for model in ("espnet", "ours")
@@ -74,6 +78,36 @@ def run_all(args) -> dict:
         else:
             print(f"no corpus at {args.corpus}: data preparation not measured", file=sys.stderr)
     return results
+
+
+NOTES = [
+    "## What was done, tried and left", "",
+    "- Synthesis, done: the decoder (97% of the FLOPs) runs, at inference on CPU, on oneDNN kernels "
+    "with weights folded (weight norm) and prepacked once, the signal kept channels-last as (B, C, 1, T), "
+    "LeakyReLU fused into the first conv of each residual step, the residual sum into the second "
+    "(in place after the first step), tanh into the output conv (`espnet2_vits_ext/vits/packed_decoder.py`). "
+    "The same in fp32 (default: same outputs as ESPnet to ~1e-7) and in bf16 (opt-in, on CPUs with native "
+    "bfloat16: `tts_conf: inference_precision: bf16`, `FastVITS.set_inference_precision`, "
+    "`synthesize --precision bf16`, stage 7 through `local/set_inference_precision.py`).",
+    "- Synthesis, found while profiling (one-off `torch.profiler` runs during development, not re-measured "
+    "here): plain bf16 autocast is slow because `F.conv1d`/`F.conv2d` reorder a bf16 weight at every call "
+    "(about as long as a small convolution), hence the prepacked weights; channels-last gained most on the "
+    "narrow late stages of the decoder; in bf16 the decoder's convolutions run close to the peak (the "
+    "32-channel stage lowest), and the text encoder and the flow, still in fp32, are the largest remaining "
+    "share of the time.",
+    "- Synthesis, not tried: the text encoder and the flow in bf16; `torch.compile` (minutes of compile on "
+    "2 cores, a recompile per new length unless dynamic; oneDNN already gets fused post-ops here); ONNX "
+    "Runtime (a new dependency; not measured); int8 (VNNI would double the peak again, but needs "
+    "calibration and a quality study); cache-blocking across layers (depth-first over time chunks with "
+    "halos).",
+    "- Training: the benchmark found that a seeded step did not give ESPnet's losses (text encoder: ESPnet "
+    "draws layer-drop numbers at every call, and dropout masks follow memory layout): fixed, the first-step "
+    "losses are now equal. `conf/train.yaml` uses AdamW's `fused: true` (the same update in one kernel); "
+    "section 2 gives both optimizers where they were measured.",
+    "- Timings on a shared 2-core machine move with other users' load (the load averages above): the "
+    "ratios come from interleaved repeats in one process, but absolute figures under load can be 2-5x "
+    "slower, and bf16 suffers most (many short parallel kernels wait for a descheduled thread).", "",
+]
 
 
 def previous_results(path: Path) -> dict:
@@ -95,8 +129,32 @@ def _check(value: float, target: float) -> str:
     return "met" if value >= target else "**not met**"
 
 
-def render(results: dict, machine_before: dict, machine_after: dict, command: str) -> str:
+def optimizer_name(train: dict) -> str:
+    # Figures taken before the benchmark had --unfused used ESPnet's (unfused) settings.
+    return "AdamW fused (`conf/train.yaml`)" if train.get("fused_optimizer") else "AdamW (ESPnet's settings)"
+
+
+def bf16_bound_note(synthesis: dict, min_rtf: dict) -> str:
+    """How far the bf16 target is from what this machine allows, from the measured figures."""
+    espnet_rtf, ours_rtf = synthesis["espnet-fp32"]["rtf"], synthesis["ours-bf16"]["rtf"]
+    target = TARGETS["synthesis_bf16"]
+    ceiling = espnet_rtf / min_rtf["bf16"]  # speed-up over ESPnet fp32 at the bf16 peak
+    peak_ratio = synthesis["peak_gflops"]["bf16"]["best"] / synthesis["peak_gflops"]["fp32"]["best"]
+    text = (f"- What bounds the bf16 speed-up: ESPnet's fp32 synthesis runs at "
+            f"{_fmt(100 * min_rtf['fp32'] / espnet_rtf, 0)}% of this machine's fp32 peak and bf16's peak "
+            f"is {_fmt(peak_ratio, 1)}x fp32's, so the same work in bf16 can be at most {_fmt(ceiling, 1)}x "
+            f"faster than ESPnet's fp32 here. ")
+    if ceiling < target:
+        return text + (f"The {target:.0f}x target is out of reach on this CPU for the same work: it needs a "
+                       "faster bf16 unit (AMX) or less work per sample (int8, a smaller decoder).")
+    return text + (f"{target:.0f}x needs {_fmt(100 * target / ceiling, 0)}% of the bf16 peak over the whole "
+                   f"synthesis; ours runs at {_fmt(100 * min_rtf['bf16'] / ours_rtf, 0)}%. What is left is "
+                   "listed under \"not tried\" below.")
+
+
+def render(results: dict, machine_after: dict, command: str) -> str:
     lines = ["# Benchmarks: ours (`tts: fast_vits`) vs ESPnet's VITS", ""]
+    machine_before = results["machine"]
     commands = sorted(set(results.get("commands", {}).values())) or [command]
     lines += ["Written by (each `bench/bench_*.py` docstring says what it measures):", "", "```"]
     lines += commands + ["```", ""]
@@ -152,28 +210,24 @@ def render(results: dict, machine_before: dict, machine_after: dict, command: st
                 f"| {_fmt(synthesis['speedup_over_espnet_fp32'][variant], 2)}x | {mem_text} | {limit_text} |"
             )
         speedups = synthesis["speedup_over_espnet_fp32"]
-        lines += ["",
-                  f"- Precision: MCD between ours bf16 and ours fp32 waveforms: "
-                  f"**{_fmt(synthesis['mcd_db_ours_bf16_vs_fp32'], 3)} dB** (ESPnet under bf16 autocast vs "
-                  f"its fp32: {_fmt(synthesis['mcd_db_espnet_bf16_vs_fp32'], 3)} dB; for scale, another noise "
-                  f"seed in fp32: {_fmt(synthesis['mcd_db_ours_fp32_other_noise_seed'], 2)} dB). "
-                  f"Ours fp32 vs ESPnet fp32: largest sample difference "
-                  f"{synthesis['max_abs_diff_ours_vs_espnet_fp32']:.1e}.",
-                  f"- Targets: ours bf16 >= {TARGETS['synthesis_bf16']:.0f}x ESPnet fp32: "
-                  f"{_fmt(speedups['ours-bf16'], 2)}x, {_check(speedups['ours-bf16'], TARGETS['synthesis_bf16'])}; "
-                  f"ours fp32 not slower: {_fmt(speedups['ours-fp32'], 2)}x, "
-                  f"{_check(speedups['ours-fp32'], TARGETS['synthesis_fp32'])}.", ""]
-        if limits:
-            espnet_rtf = synthesis["espnet-fp32"]["rtf"]
-            ceiling = espnet_rtf / min_rtf["bf16"]
+        lines.append("")
+        if "ours-bf16" in synthesis:
             lines += [
-                f"- What bounds the bf16 speed-up: ESPnet's fp32 synthesis already runs at "
-                f"{_fmt(100 * min_rtf['fp32'] / espnet_rtf, 0)}% of this machine's fp32 peak, "
-                f"and bf16's peak here is {_fmt(synthesis['peak_gflops']['bf16']['best'] / synthesis['peak_gflops']['fp32']['best'], 1)}x "
-                f"fp32's (AVX512-BF16 dot products; no AMX on this CPU), so no bf16 implementation of the "
-                f"same work can be more than {_fmt(ceiling, 1)}x faster than ESPnet's fp32 here. The 3x "
-                "target needs AMX (the issue's figure: ~1,500 GFLOP/s bf16 on 2 cores) or less work per "
-                "sample (int8 on VNNI, or a smaller decoder: a different model, not tried).", ""]
+                f"- Precision: MCD between ours bf16 and ours fp32 waveforms: "
+                f"**{_fmt(synthesis['mcd_db_ours_bf16_vs_fp32'], 3)} dB** (ESPnet under bf16 autocast vs "
+                f"its fp32: {_fmt(synthesis['mcd_db_espnet_bf16_vs_fp32'], 3)} dB; for scale, another noise "
+                f"seed in fp32: {_fmt(synthesis['mcd_db_ours_fp32_other_noise_seed'], 2)} dB).",
+                f"- Target: ours bf16 >= {TARGETS['synthesis_bf16']:.0f}x ESPnet fp32: "
+                f"{_fmt(speedups['ours-bf16'], 2)}x, {_check(speedups['ours-bf16'], TARGETS['synthesis_bf16'])}.",
+            ]
+        else:
+            lines.append("- bf16 not measured: this CPU has no native bfloat16 (AVX512-BF16 or AMX), "
+                         "and our bf16 path refuses to run without it.")
+        lines += [f"- Target: ours fp32 not slower than ESPnet fp32: {_fmt(speedups['ours-fp32'], 2)}x, "
+                  f"{_check(speedups['ours-fp32'], TARGETS['synthesis_fp32'])}; largest sample difference "
+                  f"between the two waveforms {synthesis['max_abs_diff_ours_vs_espnet_fp32']:.1e}.", ""]
+        if limits and "ours-bf16" in synthesis:
+            lines += [bf16_bound_note(synthesis, min_rtf), ""]
     if limits:
         lines += ["## Physical limit of synthesis", "",
                   f"{_fmt(limits['gflop_per_audio_s'], 1)} GFLOP per second of audio "
@@ -199,21 +253,30 @@ def render(results: dict, machine_before: dict, machine_after: dict, command: st
     train = results.get("train")
     if train:
         memory = results["train_memory"]
+        unfused = results.get("train_unfused")
         lines += ["## 2. One training step on CPU (2 threads)", "",
                   f"Discriminator turn then generator turn, batch {train['batch_size']} (text 150-90 tokens, "
-                  "870-550 frames), AdamW, both models seeded alike.", "",
-                  "| model | s/step (median) | steps/s | peak RSS MiB |", "|---|---|---|---|"]
-        for model in ("espnet", "ours"):
-            figures = train[model]
-            lines.append(f"| {model} | {_fmt(figures['median_s'], 2)} | {_fmt(figures['steps_per_s'], 3)} | "
-                         f"{_fmt(memory[model]['peak_mib'], 0)} |")
+                  "870-550 frames), the recipe's AdamW settings, both models seeded alike.", "",
+                  "| model | optimizer | s/step (median) | steps/s | peak RSS MiB |", "|---|---|---|---|---|"]
+        rows = [(train, optimizer_name(train))] + ([(unfused, optimizer_name(unfused))] if unfused else [])
+        for figures_of, optimizer in rows:
+            for model in ("espnet", "ours"):
+                figures = figures_of[model]
+                peak = _fmt(memory[model]["peak_mib"], 0) if figures_of is train else "-"
+                lines.append(f"| {model} | {optimizer} | {_fmt(figures['median_s'], 2)} | "
+                             f"{_fmt(figures['steps_per_s'], 3)} | {peak} |")
         losses = train["ours"]["first_step_losses"]
         lines += ["",
-                  f"- Speed-up {_fmt(train['speedup'], 2)}x (target: not slower, "
+                  f"- Same optimizer: speed-up {_fmt(train['speedup'], 2)}x (target: not slower, "
                   f"{_check(train['speedup'], TARGETS['train'])}); first-step losses agree to a relative "
                   f"{train['max_rel_loss_diff']:.1e} (" + ", ".join(
                       f"{name.replace('generator_', 'g_').replace('discriminator_', 'd_')} {value:.4f}"
-                      for name, value in losses.items()) + ").", ""]
+                      for name, value in losses.items()) + ")."]
+        if unfused:
+            recipe_speedup = unfused["espnet"]["median_s"] / train["ours"]["median_s"]
+            lines.append(f"- Recipe against recipe (ours with fused AdamW vs ESPnet's VITS with its own "
+                         f"AdamW settings): {_fmt(recipe_speedup, 2)}x.")
+        lines.append("")
     alignment = results.get("alignment")
     if alignment:
         lines += ["## 3. Monotonic alignment search alone (CPU)", "",
@@ -239,7 +302,7 @@ def render(results: dict, machine_before: dict, machine_after: dict, command: st
             lines.append(f"| {row['stage']} | {_fmt(row['wall_s'], 2)} | {_fmt(row['cpu_s'], 2)} | "
                          f"{_fmt(row['clips_per_s_per_core_wall'], 1)} | {_fmt(row['clips_per_cpu_s'], 1)} |")
         lines.append("")
-    lines += ["## Raw figures", "", "```json", json.dumps(results, indent=1), "```", ""]
+    lines += NOTES + ["## Raw figures", "", "```json", json.dumps(results, indent=1), "```", ""]
     return "\n".join(lines)
 
 
@@ -253,16 +316,21 @@ def main() -> None:
     args = parser.parse_args()
     command = "python bench/run_benchmarks.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    machine_before = machine_description()
     if args.render_only:
         results = previous_results(args.output)
         machine_after = None
     else:
+        machine = machine_description()
+        kept = previous_results(args.output).get("machine") if set(args.only) != set(BENCHMARKS) else None
+        if kept and any(kept[key] != machine[key] for key in SAME_MACHINE_KEYS):
+            parser.error(f"{args.output} was measured on another machine ({kept['cpu']}, {kept['isa']}): "
+                         "re-measure every benchmark or write to another --output")
         results = run_all(args)
+        results["machine"] = machine
         machine_after = machine_description()
     for name in [] if args.render_only else args.only:
         results.setdefault("commands", {})[name] = f"{command.strip()}  # {datetime.datetime.now():%Y-%m-%d %H:%M}"
-    text = render(results, machine_before, machine_after, command.strip())
+    text = render(results, machine_after, command.strip())
     temporary = args.output.with_suffix(".tmp")
     temporary.write_text(text)
     temporary.replace(args.output)
