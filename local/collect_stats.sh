@@ -8,6 +8,8 @@
 # list's size appended: what ESPnet's numel batching counts), and feats_stats.npz (mean and
 # variance of the linear spectrogram). Built in <stats_dir>.tmp, renamed when complete; a
 # <stats_dir>/.done signature (config, token list, dumps, options) makes a rerun a no-op.
+# A full disk or an unwritable output stops it with one line naming the file and the error;
+# <stats_dir>.tmp then keeps the logs, and the next run starts it afresh.
 #
 # Usage: local/collect_stats.sh [options] <train_dump_dir> <valid_dump_dir> <stats_dir>
 #   e.g. local/collect_stats.sh --train_config conf/train.yaml \
@@ -68,9 +70,9 @@ _nj=$(( _nj < num_valid ? _nj : num_valid ))
 work=${stats_dir}.tmp
 rm -rf "${work}"
 logdir=${work}/logdir
-mkdir -p "${logdir}"
+writing "${logdir}" mkdir -p "${logdir}"
 record=${work}/command.sh
-echo "# $(date '+%Y-%m-%dT%H:%M:%S') stage 5 (collect stats) commands, from ${PWD}" > "${record}"
+start_record "${record}" "stage 5 (collect stats) commands"
 record_command "${record}" "$0" "$@"
 
 # Contiguous blocks of lines, as even as possible: piece k of n holds lines (k-1)*N/n+1 .. k*N/n.
@@ -78,8 +80,8 @@ split_scp() {
   awk -v n="$2" -v total="$(wc -l < "$1")" -v prefix="$3" \
     '{ part = int((NR - 1) * n / total) + 1; print > (prefix "." part ".scp") }' "$1"
 }
-split_scp "${train_dir}/wav.scp" "${_nj}" "${logdir}/train"
-split_scp "${valid_dir}/wav.scp" "${_nj}" "${logdir}/valid"
+writing "${logdir}" split_scp "${train_dir}/wav.scp" "${_nj}" "${logdir}/train"
+writing "${logdir}" split_scp "${valid_dir}/wav.scp" "${_nj}" "${logdir}/valid"
 
 opts=(--config "${train_config}")
 [ -n "${g2p}" ] && opts+=(--g2p "${g2p}")
@@ -89,7 +91,7 @@ extra=(${train_args})
 
 log "collect stats: ${_nj} jobs, logs ${stats_dir}/logdir/stats.*.log"
 # shellcheck disable=SC2086  # ${cmd} is a command line with options
-run_recorded "${record}" ${cmd} JOB=1:"${_nj}" "${logdir}/stats.JOB.log" \
+writing "${work}" run_recorded "${record}" ${cmd} JOB=1:"${_nj}" "${logdir}/stats.JOB.log" \
   python3 -m espnet2.bin.gan_tts_train \
     --collect_stats true \
     --use_preprocessor true \
@@ -110,18 +112,19 @@ inputs=()
 for i in $(seq "${_nj}"); do
   inputs+=(--input_dir "${logdir}/stats.${i}")
 done
-run_recorded "${record}" python3 -m espnet2.bin.aggregate_stats_dirs "${inputs[@]}" --output_dir "${work}"
+writing "${work}" run_recorded "${record}" python3 -m espnet2.bin.aggregate_stats_dirs "${inputs[@]}" --output_dir "${work}" \
+  || die "aggregating the statistics failed (see above); ${stats_dir} is unchanged"
 
 # ESPnet's numel batching counts bins as frames x token-list size: append it to the text shapes.
 vocab_size=$(wc -l < "${token_list}")
 for subset in train valid; do
-  awk -v n="${vocab_size}" '{ print $0 "," n }' "${work}/${subset}/text_shape" > "${work}/${subset}/text_shape.${token_type}"
+  write_to "${work}/${subset}/text_shape.${token_type}" awk -v n="${vocab_size}" '{ print $0 "," n }' "${work}/${subset}/text_shape"
   [ -s "${work}/${subset}/feats_stats.npz" ] || die "aggregation wrote no ${subset}/feats_stats.npz"
 done
 
+# The logs' paths in the record name the temporary directory; say where they will be.
+append_to "${record}" echo "# (ran in ${work}, renamed to ${stats_dir})"
 rm -rf "${stats_dir}"
-mv "${work}" "${stats_dir}"
-# The logs' paths in the record name the temporary directory; say where they are now.
-echo "# (ran in ${work}, renamed to ${stats_dir})" >> "${stats_dir}/command.sh"
+writing "${stats_dir}" mv "${work}" "${stats_dir}"
 mark_done "${stats_dir}" "${key}"
 log "wrote ${stats_dir}: $(wc -l < "${stats_dir}/train/speech_shape") train, $(wc -l < "${stats_dir}/valid/speech_shape") valid utterances"

@@ -6,7 +6,8 @@
 # is renamed to <zip> when complete. Then local/check_packed_model.py loads the zip in a fresh
 # process, offline, as a user would (Text2Speech.from_pretrained(model_tag=<zip>)), and
 # synthesizes a sentence. <zip>.done records a signature of the inputs: a rerun with the same
-# ones does nothing.
+# ones does nothing. A full disk or an unwritable output stops it with one line naming the file
+# and the error, and leaves neither <zip> nor its temporary directory.
 #
 # Usage: local/pack_model.sh <exp_dir> <model_file> <stats_dir> <zip>
 #   e.g. local/pack_model.sh exp/tts_train exp/tts_train/latest.pth exp/tts_stats_train \
@@ -43,24 +44,27 @@ if [ -f "${zip}" ] && [ -f "${marker}" ] && [ "$(cat "${marker}")" = "${key}" ];
   exit 0
 fi
 rm -f "${marker}"
-mkdir -p "${zip_dir}"
+writing "${zip_dir}" mkdir -p "${zip_dir}"
 record=${zip_dir}/command.sh
-echo "# $(date '+%Y-%m-%dT%H:%M:%S') stage 7 (packing) commands, from ${PWD}" >> "${record}"
+append_to "${record}" echo "# $(date '+%Y-%m-%dT%H:%M:%S') stage 7 (packing) commands, from ${PWD}"
 record_command "${record}" "$0" "$@"
 
 opts=(--option "${stats_dir}/train/feats_stats.npz")
 [ -d "${exp_dir}/images" ] && opts+=(--option "${exp_dir}/images")
-tmp_dir=${zip_dir}/.tmp.$$
-mkdir -p "${tmp_dir}"
+name=$(basename "${zip}")
+rm -rf "${zip_dir}/.${name}".tmp.*  # left by a run killed before its EXIT trap
+tmp_dir=${zip_dir}/.${name}.tmp.$$
 trap 'rm -rf "${tmp_dir}"' EXIT
-run_recorded "${record}" python3 -m espnet2.bin.pack tts \
+writing "${tmp_dir}" mkdir -p "${tmp_dir}"
+writing "${tmp_dir}/${name}" run_recorded "${record}" python3 -m espnet2.bin.pack tts \
   --train_config "${exp_dir}/config.yaml" \
   --model_file "${model_file}" \
-  --outpath "${tmp_dir}/$(basename "${zip}")" \
-  "${opts[@]}"
-mv "${tmp_dir}/$(basename "${zip}")" "${zip}"
+  --outpath "${tmp_dir}/${name}" \
+  "${opts[@]}" \
+  || die "packing failed (see above)"
+writing "${zip}" mv "${tmp_dir}/${name}" "${zip}"
 run_recorded "${record}" python3 "${root}/local/check_packed_model.py" "${zip}" \
   || die "${zip} was written but does not load or synthesize (see above)"
-printf '%s\n' "${key}" > "${marker}.tmp"
-mv "${marker}.tmp" "${marker}"
+write_to "${marker}.tmp" printf '%s\n' "${key}"
+writing "${marker}" mv "${marker}.tmp" "${marker}"
 log "packed ${zip} ($(du -h "${zip}" | cut -f1))"

@@ -6,6 +6,8 @@
 # into <out_dir>/wav/<utt>.wav with <out_dir>/wav/wav.scp. Built in <out_dir>.tmp and renamed
 # when complete; <out_dir>/.done records a signature of the model, the text and the options, so
 # a rerun with the same ones does nothing. Job logs: <out_dir>/log/tts_inference.*.log.
+# A full disk or an unwritable output stops it with one line naming the file and the error;
+# <out_dir>.tmp then keeps the logs, and the next run starts it afresh.
 #
 # Usage: local/synthesize.sh [options] <exp_dir> <model_file> <data_dir> <out_dir>
 #   e.g. local/synthesize.sh --nj 4 exp/tts_train exp/tts_train/latest.pth dump/raw/test \
@@ -54,12 +56,12 @@ _nj=$(( nj < num_utts ? nj : num_utts ))
 work=${out_dir}.tmp
 rm -rf "${work}"
 logdir=${work}/log
-mkdir -p "${logdir}"
+writing "${logdir}" mkdir -p "${logdir}"
 record=${work}/command.sh
-echo "# $(date '+%Y-%m-%dT%H:%M:%S') stage 7 (synthesis) commands, from ${PWD}" > "${record}"
+start_record "${record}" "stage 7 (synthesis) commands"
 record_command "${record}" "$0" "$@"
 
-awk -v n="${_nj}" -v total="${num_utts}" -v prefix="${logdir}/keys" \
+writing "${logdir}" awk -v n="${_nj}" -v total="${num_utts}" -v prefix="${logdir}/keys" \
   '{ part = int((NR - 1) * n / total) + 1; print > (prefix "." part ".scp") }' "${data_dir}/text"
 
 opts=()
@@ -69,7 +71,7 @@ extra=(${inference_args})
 
 log "synthesizing ${num_utts} utterances of ${data_dir} in ${_nj} jobs (logs: ${out_dir}/log/tts_inference.*.log)"
 # shellcheck disable=SC2086  # ${cmd} is a command line with options
-run_recorded "${record}" ${cmd} --gpu "${ngpu}" JOB=1:"${_nj}" "${logdir}/tts_inference.JOB.log" \
+writing "${work}" run_recorded "${record}" ${cmd} --gpu "${ngpu}" JOB=1:"${_nj}" "${logdir}/tts_inference.JOB.log" \
   python3 -m espnet2.bin.tts_inference \
     --ngpu "${ngpu}" \
     --data_path_and_name_and_type "${data_dir}/text,text,text" \
@@ -80,19 +82,22 @@ run_recorded "${record}" ${cmd} --gpu "${ngpu}" JOB=1:"${_nj}" "${logdir}/tts_in
     "${opts[@]}" "${extra[@]}" \
   || die "synthesis failed (logs: ${logdir}/tts_inference.*.log); ${out_dir} is unchanged"
 
-mkdir -p "${work}/wav"
+writing "${work}/wav" mkdir -p "${work}/wav"
 for i in $(seq "${_nj}"); do
-  find "${logdir}/output.${i}/wav" -name '*.wav' -exec mv -t "${work}/wav" {} +
+  writing "${work}/wav" find "${logdir}/output.${i}/wav" -name '*.wav' -exec mv -t "${work}/wav" {} +
   rm -rf "${logdir}/output.${i}/wav"
 done
 wav_dir=$(cd "${work}/wav" && pwd)
 wav_dir=${wav_dir%.tmp/wav}/wav  # the path it will have after the rename
-find "${work}/wav" -name '*.wav' -printf '%f\n' | sed 's/\.wav$//' | LC_ALL=C sort \
-  | awk -v d="${wav_dir}" '{ print $1 " " d "/" $1 ".wav" }' > "${work}/wav/wav.scp"
+wav_scp_lines() {
+  find "${work}/wav" -name '*.wav' -printf '%f\n' | sed 's/\.wav$//' | LC_ALL=C sort \
+    | awk -v d="${wav_dir}" '{ print $1 " " d "/" $1 ".wav" }'
+}
+write_to "${work}/wav/wav.scp" wav_scp_lines
 num_wavs=$(wc -l < "${work}/wav/wav.scp")
 [ "${num_wavs}" -eq "${num_utts}" ] || die "expected ${num_utts} waveforms, found ${num_wavs} (logs: ${logdir})"
 
 rm -rf "${out_dir}"
-mv "${work}" "${out_dir}"
+writing "${out_dir}" mv "${work}" "${out_dir}"
 mark_done "${out_dir}" "${key}"
 log "wrote ${num_wavs} waveforms to ${out_dir}/wav"

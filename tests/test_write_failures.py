@@ -8,6 +8,7 @@ unwritable to root, who runs the tests; a file where the output directory goes d
 """
 
 import io
+import shutil
 import resource
 import signal
 import subprocess
@@ -172,3 +173,105 @@ def test_stage2_data_dirs_full_disk(tmp_path):
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in data.iterdir()) == ["test", "train", "val"]
     assert len((data / "train" / "wav.scp").read_text().splitlines()) == 4
+
+
+# ----- stages 5 and 7: the shell stages (ESPnet's programs run as jobs; minutes on 2 busy cores) -----
+
+
+@pytest.fixture(scope="module")
+def tiny_dumps(tmp_path_factory):
+    """Dump dirs train/ and val/ of the tiny corpus, its config and token list, and a root to run in."""
+    from tiny_training import write_tiny_config, write_tiny_corpus
+
+    root = tmp_path_factory.mktemp("shell_stages")
+    corpus = write_tiny_corpus(root / "corpus", utterances=4)
+    for name, prefix in (("train", ""), ("val", "valid_")):
+        dump = root / "dump" / name
+        dump.mkdir(parents=True)
+        for key, filename in (("wav_scp", "wav.scp"), ("text", "text")):
+            (dump / filename).write_text(corpus[prefix + key].read_text())
+    config = write_tiny_config(root / "train.yaml", max_epoch=1, num_iters_per_epoch=1)
+    return root, config, corpus
+
+
+RUNNER = ROOT / "utils" / "run_local.py"
+
+
+@pytest.mark.slow
+def test_stage5_collect_stats_full_disk(tiny_dumps):
+    root, config, corpus = tiny_dumps
+    command = [
+        "bash", LOCAL / "collect_stats.sh", "--nj", "1", "--cmd", RUNNER, "--train_config", config,
+        "--token_list", corpus["tokens"], "--token_type", "char", "dump/train", "dump/val",
+    ]  # fmt: skip
+
+    # The experiment directory is a file: unwritable, found before any job starts.
+    (root / "blocked").write_text("not a directory\n")
+    result = run(command + ["blocked/stats"], root)
+    assert_clear_failure(result, "blocked/stats.tmp/logdir", "Not a directory")
+
+    # The disk fills while the job writes its statistics (and its log, and the runner's end line).
+    stats = root / "exp" / "stats"
+    result = run(command + [stats], root, limit=2000)
+    assert_clear_failure(result, f"{stats}.tmp", "File too large")
+    assert not stats.exists()
+
+    result = run(command + [stats], root)
+    assert result.returncode == 0, result.stderr
+    assert (stats / ".done").is_file() and (stats / "train" / "feats_stats.npz").stat().st_size > 0
+    assert sorted(p.name for p in stats.parent.iterdir()) == ["stats"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_dumps):
+    """A tiny FastVITS trained for one iteration: its experiment directory and model file."""
+    from tiny_training import train_args
+    from espnet2_vits_ext.bin.gan_tts_train import main
+
+    root, config, corpus = tiny_dumps
+    exp = root / "exp" / "tts_tiny"
+    main(train_args(corpus, config, exp))
+    model = exp / "latest.pth"
+    assert model.exists()
+    return exp, model
+
+
+@pytest.mark.slow
+def test_stage7_synthesis_and_packing_full_disk(tiny_dumps, tiny_model):
+    import numpy as np
+
+    root, _, _ = tiny_dumps
+    exp, model = tiny_model
+    synthesize = ["bash", LOCAL / "synthesize.sh", "--nj", "1", "--cmd", RUNNER, exp, model, "dump/val"]
+
+    # The decoding directory is a file: unwritable, found before any job starts.
+    blocked = exp / "decode_blocked"
+    blocked.write_text("not a directory\n")
+    result = run(synthesize + [blocked / "val"], root)
+    assert_clear_failure(result, "decode_blocked/val.tmp/log", "Not a directory")
+
+    out = exp / "decode" / "val"
+    result = run(synthesize + [out], root)
+    assert result.returncode == 0, result.stderr
+    assert len((out / "wav" / "wav.scp").read_text().splitlines()) == 2 and (out / ".done").is_file()
+
+    # Packing: the disk fills while ESPnet writes the zip.
+    stats = root / "exp" / "stats_for_packing"
+    (stats / "train").mkdir(parents=True)
+    np.savez(stats / "train" / "feats_stats.npz", count=np.array(1), sum=np.zeros(33), sum_square=np.ones(33))
+    packed = exp / "packed" / "tts_tiny.zip"
+    (packed.parent / ".tts_tiny.zip.tmp.999999").mkdir(parents=True)  # left by a killed run
+    pack = ["bash", LOCAL / "pack_model.sh", exp, model, stats, packed]
+    result = run(pack, root, limit=64 * 1024)
+    assert_clear_failure(result, "tts_tiny.zip", "File too large")
+    assert sorted(p.name for p in packed.parent.iterdir()) == ["command.sh"]  # no zip, marker or temporary
+
+    try:
+        result = run(pack, root)
+        assert result.returncode == 0, result.stderr
+        assert packed.is_file() and (packed.parent / ".tts_tiny.zip.done").is_file()
+    finally:
+        # check_packed_model.py unpacked the zip into espnet_model_zoo's cache (in the environment).
+        from espnet_model_zoo.downloader import ModelDownloader, str_to_hash
+
+        shutil.rmtree(ModelDownloader().cachedir / str_to_hash(packed.absolute()), ignore_errors=True)

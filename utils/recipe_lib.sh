@@ -2,6 +2,11 @@
 #
 #   log MESSAGE...             timestamped line with the caller's file:line, on stdout
 #   die MESSAGE...             "error:" line on stderr, exit 1
+#   writing WHAT CMD...        run CMD, which writes WHAT (a file or a directory); if it fails with a
+#                              write error (full disk, unwritable path) that it reported on stderr,
+#                              die "cannot write WHAT: <that error>"; other failures: CMD's status
+#   write_to FILE CMD...       run CMD with its output into FILE, through writing
+#   append_to FILE CMD...      the same, appending
 #   signature TEXT...          a short checksum of its arguments and of the files they name
 #                              (each argument that is a file contributes its contents)
 #   is_done DIR SIGNATURE      true when DIR/.done holds SIGNATURE (the work is complete and
@@ -18,8 +23,52 @@ log() {
 }
 
 die() {
-  echo "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) error: $*" >&2
+  # The line of the script that failed, not of a helper below.
+  local frame=1
+  while [ "${BASH_SOURCE[frame]##*/}" = recipe_lib.sh ] && [ $((frame + 1)) -lt ${#BASH_SOURCE[@]} ]; do
+    frame=$((frame + 1))
+  done
+  echo "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[frame]##*/}:${BASH_LINENO[frame - 1]}) error: $*" >&2
   exit 1
+}
+
+writing() {
+  local what=$1 errors status=0 reason=
+  # How the OS words write failures (strerror, as tools and Python print it): a failure whose error
+  # output says one of these is a full disk or an unwritable output.
+  local write_errors='No space left on device|File too large|Disk quota exceeded|Read-only file system|Permission denied|Not a directory|File exists|Is a directory'
+  shift
+  # CMD's stdout goes on to ours (fd 3); its stderr is collected, passed on, and searched.
+  { errors=$("$@" 2>&1 1>&3 3>&-); } 3>&1 || status=$?
+  if [ "${status}" -ne 0 ]; then
+    reason=$(grep -E "${write_errors}" <<< "${errors}" | tail -n 1)
+  fi
+  if [ -z "${reason}" ]; then
+    [ -z "${errors}" ] || printf '%s\n' "${errors}" >&2
+    return "${status}"
+  fi
+  if [[ "${reason}" == *" error: cannot write "* ]]; then
+    # A nested writing has already said which file.
+    printf '%s\n' "${errors}" >&2
+    exit 1
+  fi
+  # The rest (a traceback, say) first, then one line that says it all.
+  grep -vxF -e "${reason}" <<< "${errors}" >&2 || true
+  die "cannot write ${what}: ${reason}"
+}
+
+_output_into() {
+  local file=$1 mode=$2
+  shift 2
+  if [ "${mode}" = append ]; then "$@" >> "${file}"; else "$@" > "${file}"; fi
+}
+
+write_to() {
+  writing "$1" _output_into "$1" replace "${@:2}"
+}
+
+append_to() {
+  writing "$1" _output_into "$1" append "${@:2}"
 }
 
 signature() {
@@ -37,21 +86,27 @@ is_done() {
 }
 
 mark_done() {
-  mkdir -p "$1"
-  printf '%s\n' "$2" > "$1/.done.tmp.$$"
-  mv "$1/.done.tmp.$$" "$1/.done"
+  writing "$1" mkdir -p "$1"
+  rm -f "$1"/.done.tmp.*  # left by a run killed here
+  write_to "$1/.done.tmp.$$" printf '%s\n' "$2"
+  writing "$1/.done" mv "$1/.done.tmp.$$" "$1/.done"
 }
 
 start_record() {
-  mkdir -p "$(dirname "$1")"
-  echo "# $(date '+%Y-%m-%dT%H:%M:%S') $2 (in ${PWD})" > "$1"
+  writing "$1" mkdir -p "$(dirname "$1")"
+  write_to "$1" echo "# $(date '+%Y-%m-%dT%H:%M:%S') $2 (in ${PWD})"
+}
+
+_command_line() {
+  printf '%q ' "$@"
+  echo
 }
 
 record_command() {
   local file=$1
   shift
-  mkdir -p "$(dirname "${file}")"
-  { printf '%q ' "$@"; echo; } >> "${file}"
+  writing "${file}" mkdir -p "$(dirname "${file}")"
+  append_to "${file}" _command_line "$@"
 }
 
 run_recorded() {
