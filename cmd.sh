@@ -5,7 +5,8 @@
 #
 #   local: every job on this machine, all at once (--max_jobs_run N limits that)
 #   slurm: one sbatch job array per call, waiting for it to finish (run.sh on a login node);
-#          edit the partitions, memory and time limits below for your cluster.
+#          training is one job, over N nodes with run.sh --num_nodes N (--mem, --num_threads
+#          and --ngpu GPUs per node); edit the partitions, memory and time limits below.
 cmd_backend=${cmd_backend:-local}
 
 case "${cmd_backend}" in

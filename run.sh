@@ -6,7 +6,8 @@
 #   Stage 3  audio        check, resample and dump the clips: dump/raw/<set>
 #   Stage 4  text         clean + phonemize, drop unusable utterances, token list
 #   Stage 5  stats        ESPnet collect stats: shape files, feature statistics
-#   Stage 6  training     ESPnet2 GAN-TTS trainer (CPU, one GPU, or distributed with --ngpu N)
+#   Stage 6  training     ESPnet2 GAN-TTS trainer (CPU, one GPU, distributed with --ngpu N,
+#                         on several nodes with --num_nodes N and the Slurm backend)
 #   Stage 7  synthesis    synthesize the test set in parallel jobs; pack a zip for Text2Speech
 #   Stage 8  evaluation   (optional, after --stop_stage 7) metrics + listening report of the test set
 #
@@ -17,6 +18,7 @@
 # Usage: ./run.sh [options]          (./run.sh --help lists every option)
 #   e.g. ./run.sh --corpus mini --stage 1 --stop_stage 7
 #        ./run.sh --ngpu 4 --nj 16
+#        cmd_backend=slurm ./run.sh --ngpu 4 --num_nodes 2 --nj 16
 set -euo pipefail
 
 # General
@@ -24,7 +26,8 @@ stage=1                 # first stage to run
 stop_stage=7            # last stage to run
 nj=4                    # parallel jobs for stages 3-5 (at most one per utterance)
 inference_nj=4          # parallel synthesis jobs in stage 7
-ngpu=0                  # GPUs for training (0: CPU; more than 1: ESPnet's distributed mode)
+ngpu=0                  # GPUs for training (0: CPU; more than 1: ESPnet's distributed mode); per node
+num_nodes=1             # nodes for training; more than 1: one Slurm job over N nodes (cmd_backend=slurm)
 gpu_inference=false     # synthesize on one GPU per job
 corpus=ljspeech         # ljspeech (the real corpus) or mini (built-in espeak-ng corpus)
 # Stage 1: corpus
@@ -40,6 +43,7 @@ expdir=exp              # stages 5-7 output: statistics, models, logs, synthesis
 fs=                     # sample rate of the dump; empty: tts_conf.sampling_rate of --train_config
 min_duration=0.5        # clips shorter than this (seconds) are excluded
 max_duration=20         # clips longer than this (seconds) are excluded
+allow_upsample=false    # true: upsample clips recorded below --fs instead of excluding them
 # Stage 4: text
 g2p=                    # grapheme-to-phoneme; empty: g2p of --train_config (espeak_ng_english_us_vits)
 cleaner=                # text cleaner; empty: cleaner of --train_config (tacotron)
@@ -65,7 +69,8 @@ General:
   --stop_stage N         last stage to run (default: ${stop_stage})
   --nj N                 parallel jobs for stages 3-5 (default: ${nj})
   --inference_nj N       parallel synthesis jobs in stage 7 (default: ${inference_nj})
-  --ngpu N               GPUs for training, 0 for CPU (default: ${ngpu})
+  --ngpu N               GPUs for training (per node), 0 for CPU (default: ${ngpu})
+  --num_nodes N          training nodes, --ngpu GPUs each; above 1 needs cmd_backend=slurm (default: ${num_nodes})
   --gpu_inference BOOL   synthesize on GPU (default: ${gpu_inference})
   --corpus NAME          ljspeech or mini (default: ${corpus})
 Corpus (stage 1):
@@ -81,6 +86,7 @@ Audio (stage 3):
   --fs HZ                sample rate (default: tts_conf.sampling_rate of the config)
   --min_duration S       exclude clips shorter than S seconds (default: ${min_duration})
   --max_duration S       exclude clips longer than S seconds (default: ${max_duration})
+  --allow_upsample BOOL  upsample clips recorded below --fs instead of excluding them (default: ${allow_upsample})
 Text (stage 4):
   --g2p NAME             grapheme-to-phoneme (default: g2p of the config)
   --cleaner NAME         text cleaner (default: cleaner of the config)
@@ -129,10 +135,14 @@ local/setup_env.sh
 . utils/recipe_lib.sh
 
 # ----- checks and derived settings -----
-for opt in stage stop_stage nj inference_nj ngpu; do
+for opt in stage stop_stage nj inference_nj ngpu num_nodes; do
   [[ "${!opt}" =~ ^[0-9]+$ ]] || die "--${opt} takes a non-negative integer, not '${!opt}'"
 done
 [ "${nj}" -ge 1 ] && [ "${inference_nj}" -ge 1 ] || die "--nj and --inference_nj must be at least 1"
+[ "${num_nodes}" -ge 1 ] || die "--num_nodes must be at least 1"
+# Only Slurm spans nodes: the local backend runs every job on this machine.
+[ "${num_nodes}" -eq 1 ] || [ "${cmd_backend}" = slurm ] \
+  || die "--num_nodes ${num_nodes} needs the slurm job backend (cmd_backend=slurm ./run.sh ...; see cmd.sh), not '${cmd_backend}'"
 case "${corpus}" in
   ljspeech)
     corpus_dir=${ljspeech_root:-${download_dir}/LJSpeech-1.1}
@@ -165,7 +175,6 @@ config_fs=$(config_value tts_conf.sampling_rate)
 config_g2p=$(config_value g2p)
 config_cleaner=$(config_value cleaner)
 token_type=$(config_value token_type)
-hop_length=$(config_value feats_extract_conf.hop_length)
 [ -n "${config_fs}" ] || die "${train_config} has no tts_conf.sampling_rate"
 fs=${fs:-${config_fs}}
 [ "${fs}" = "${config_fs}" ] || die "--fs ${fs} disagrees with tts_conf.sampling_rate ${config_fs} of ${train_config}"
@@ -243,7 +252,7 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
   start_record "${dumpdir}/raw/command_stage3.sh" "${run_args}"
   for dset in ${train_set} ${valid_set} ${test_sets}; do
     run_recorded "${dumpdir}/raw/command_stage3.sh" local/dump_audio.sh --nj "${nj}" --fs "${fs}" \
-      --min_duration "${min_duration}" --max_duration "${max_duration}" \
+      --min_duration "${min_duration}" --max_duration "${max_duration}" --allow_upsample "${allow_upsample}" \
       --cmd "${train_cmd}" --logdir "${expdir}/dump_audio/${dset}/log" \
       "${datadir}/${dset}" "${dumpdir}/raw/${dset}"
     utils/validate_data_dir.py "${dumpdir}/raw/${dset}"
@@ -274,7 +283,7 @@ fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
   log "Stage 6: training: ${dumpdir}/raw/{${train_set},${valid_set}} + ${train_config} -> ${tts_exp}"
-  local/train.sh --ngpu "${ngpu}" --cmd "${cuda_cmd}" --train_config "${train_config}" \
+  local/train.sh --ngpu "${ngpu}" --num_nodes "${num_nodes}" --cmd "${cuda_cmd}" --train_config "${train_config}" \
     --token_list "${token_list}" --g2p "${g2p}" --cleaner "${cleaner}" --resume "${resume}" \
     --threads "${train_threads}" --train_args "${train_args}" \
     "${dumpdir}/raw/${train_set}" "${dumpdir}/raw/${valid_set}" "${stats_dir}" "${tts_exp}"

@@ -134,3 +134,42 @@ def test_parser_help(parser_script):
     result = parser_script("--help")
     assert result.returncode == 0 and "--use_gpu B   (default false)" in result.stdout
     assert parser_script("-h").stdout == result.stdout
+
+
+def test_multi_node_training_needs_the_slurm_backend(tmp_path):
+    env = {**os.environ, "cmd_backend": "local"}
+    result = run(["./run.sh", "--num_nodes", "2", "--expdir", str(tmp_path / "exp")], env=env)
+    assert result.returncode == 1
+    assert "--num_nodes 2 needs the slurm job backend (cmd_backend=slurm ./run.sh ...; see cmd.sh)" in result.stderr
+    assert not (tmp_path / "exp").exists()  # refused before any stage ran
+    zero = run(["./run.sh", "--num_nodes", "0", "--expdir", str(tmp_path / "exp")], env=env)
+    assert zero.returncode == 1 and "--num_nodes must be at least 1" in zero.stderr
+
+
+def test_allow_upsample_reaches_stage_3(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    # One clip per set, recorded at 16 kHz: below the config's 22,050 Hz, so stage 3 excludes it
+    # unless --allow_upsample true.
+    for dset in ("train", "val", "test"):
+        data = tmp_path / "data" / dset
+        data.mkdir(parents=True)
+        wav = tmp_path / f"{dset}.wav"
+        sf.write(wav, 0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000), 16000)
+        utt = f"LJ_{dset}"
+        (data / "wav.scp").write_text(f"{utt} {wav}\n")
+        (data / "text").write_text(f"{utt} A clip of the {dset} set.\n")
+        (data / "utt2spk").write_text(f"{utt} LJ\n")
+        (data / "spk2utt").write_text(f"LJ {utt}\n")
+    args = ["./run.sh", "--stage", "3", "--stop_stage", "3", "--nj", "1"]
+    for name in ("datadir", "dumpdir", "expdir"):
+        args += [f"--{name}", str(tmp_path / name.replace("dir", ""))]
+    excluded = run(args)
+    assert excluded.returncode == 1 and "low-rate: 1" in excluded.stdout + excluded.stderr
+    kept = run([*args, "--allow_upsample", "true"])
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    for dset in ("train", "val", "test"):
+        utt, path = (tmp_path / "dump" / "raw" / dset / "wav.scp").read_text().split()
+        assert utt == f"LJ_{dset}" and sf.info(path).samplerate == 22050
+    assert "--allow_upsample true" in (tmp_path / "dump" / "raw" / "command_stage3.sh").read_text()
