@@ -1,6 +1,8 @@
 """The environment: quiet, light package import; ESPnet imports offline; the .pth hook."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -43,12 +45,68 @@ def test_package_import_is_quiet_and_does_not_load_torch():
     assert result.stderr == ""
 
 
-def test_espnet_tasks_import_offline_without_network_attempts():
-    code = NETWORK_SPY.format(body="import espnet2.tasks.gan_tts, espnet2.tasks.tts")
-    result = run_python(code)
+# NLTK searches NLTK_DATA and then fixed places (~/nltk_data, <venv>/nltk_data,
+# /usr/share/nltk_data, ...): only an emptied search path guarantees that g2p_en finds no data
+# and reaches its nltk.download calls. Both download functions are spied on: NLTK's own (what
+# g2p_en would call without the hook) and the hook's stand-in.
+NLTK_WITHOUT_DATA = """
+import json, os, nltk
+import espnet2_vits_ext.autoregister as hook
+nltk.data.path[:] = [os.environ["NLTK_DATA"]]
+downloads = {"nltk": [], "stand_in": []}
+real_download, stand_in = nltk.download, hook._NoNetworkNltkDownload.__call__
+def spy_nltk(info_or_id=None, *args, **kwargs):
+    downloads["nltk"].append(info_or_id)
+    return real_download(info_or_id, *args, **kwargs)
+def spy_stand_in(self, info_or_id=None, *args, **kwargs):
+    downloads["stand_in"].append(info_or_id)
+    return stand_in(self, info_or_id, *args, **kwargs)
+nltk.download, hook._NoNetworkNltkDownload.__call__ = spy_nltk, spy_stand_in
+import espnet2.tasks.gan_tts, espnet2.tasks.tts
+print("IMPORTED")
+print("DOWNLOADS", json.dumps(downloads))
+"""
+
+
+def test_espnet_tasks_import_offline_without_network_attempts(tmp_path):
+    code = NETWORK_SPY.format(body=NLTK_WITHOUT_DATA)
+    result = run_python(code, {"NLTK_DATA": str(tmp_path)})
     assert result.returncode == 0, result.stderr
+    assert "IMPORTED" in result.stdout.splitlines(), result.stdout
     assert "NETWORK_ATTEMPTS []" in result.stdout, result.stdout
+    downloads = json.loads(result.stdout.split("DOWNLOADS ", 1)[1].splitlines()[0])
+    # g2p_en asked for both of its data packages, and only the hook's stand-in answered.
+    assert downloads == {"nltk": [], "stand_in": ["averaged_perceptron_tagger_eng", "cmudict"]}
     assert "nltk_data" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing was downloaded into the data dir
+
+
+def test_package_import_under_path_sh_prints_nothing():
+    # As a user runs it; path.sh's own espeak-ng set-up runs too (the variables are unset here).
+    env = {k: v for k, v in os.environ.items() if k not in ("PHONEMIZER_ESPEAK_LIBRARY", "ESPEAK_DATA_PATH")}
+    result = subprocess.run(
+        ["bash", "-c", '. ./path.sh && python -c "import espnet2_vits_ext"'],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0
+    assert (result.stdout, result.stderr) == ("", "")
+
+
+def test_chromium_installer_stops_loudly_for_a_user_without_chromium(tmp_path):
+    # local/run_tests.sh runs it before pytest: without Chromium and without root it must stop
+    # with the install command. A PATH with bash and an `id` that answers uid 1000, no browser.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "bash").symlink_to(shutil.which("bash"))
+    (bin_dir / "id").write_text("#!/bin/sh\necho 1000\n")
+    (bin_dir / "id").chmod(0o755)
+    result = subprocess.run(
+        [shutil.which("bash"), "local/install_chromium.sh"], cwd=REPO, capture_output=True, text=True,
+        env={"PATH": str(bin_dir), "CHROMIUM_BINARY": ""}, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1 and result.stdout == ""
+    assert "Chromium is missing and this is not root; install it with:" in result.stderr
+    assert "sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends chromium'" in result.stderr
 
 
 def test_startup_hook_registers_fast_vits_in_espnet_tasks():
