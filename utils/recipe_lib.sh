@@ -4,7 +4,8 @@
 #   die MESSAGE...             "error:" line on stderr, exit 1
 #   writing WHAT CMD...        run CMD, which writes WHAT (a file or a directory); if it fails with a
 #                              write error (full disk, unwritable path) that it reported on stderr,
-#                              die "cannot write WHAT: <that error>"; other failures: CMD's status
+#                              die "cannot write WHAT: <that error line>" and nothing else; on other
+#                              failures pass its error output on and return its status
 #   write_to FILE CMD...       run CMD with its output into FILE, through writing
 #   append_to FILE CMD...      the same, appending
 #   signature TEXT...          a short checksum of its arguments and of the files they name
@@ -38,7 +39,7 @@ writing() {
   # output says one of these is a full disk or an unwritable output.
   local write_errors='No space left on device|File too large|Disk quota exceeded|Read-only file system|Permission denied|Not a directory|File exists|Is a directory'
   shift
-  # CMD's stdout goes on to ours (fd 3); its stderr is collected, passed on, and searched.
+  # CMD's stdout goes on to ours (fd 3); its stderr is collected, to be searched, then passed on.
   { errors=$("$@" 2>&1 1>&3 3>&-); } 3>&1 || status=$?
   if [ "${status}" -ne 0 ]; then
     reason=$(grep -E "${write_errors}" <<< "${errors}" | tail -n 1)
@@ -49,11 +50,10 @@ writing() {
   fi
   if [[ "${reason}" == *" error: cannot write "* ]]; then
     # A nested writing has already said which file.
-    printf '%s\n' "${errors}" >&2
+    printf '%s\n' "${reason}" >&2
     exit 1
   fi
-  # The rest (a traceback, say) first, then one line that says it all.
-  grep -vxF -e "${reason}" <<< "${errors}" >&2 || true
+  # One line says it all; the rest (a traceback, a job runner's report) would bury it.
   die "cannot write ${what}: ${reason}"
 }
 
