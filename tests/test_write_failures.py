@@ -8,8 +8,8 @@ unwritable to root, who runs the tests; a file where the output directory goes d
 """
 
 import io
-import shutil
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +40,7 @@ def file_size_limit(limit: int):
 
 
 def run(command, cwd: Path, limit: int = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``command`` in ``cwd``, with files limited to ``limit`` bytes if given."""
     return subprocess.run(
         [str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=timeout,
         preexec_fn=file_size_limit(limit) if limit is not None else None,
@@ -54,6 +55,7 @@ def assert_clear_failure(result: subprocess.CompletedProcess, file_part: str, re
 
 
 def hidden(directory: Path) -> list:
+    """Names of the hidden entries (temporary directories, markers) of ``directory``."""
     return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
 
 
