@@ -8,9 +8,11 @@ optimizer steps and the same weights. Faults are injected by a subclass of ESPne
 """
 
 import errno
+import io
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -18,13 +20,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 import torch
 
 from espnet2_vits_ext.train import checkpoint as ckpt
 from espnet2_vits_ext.train.checkpoint import RESUME_KEY, CheckpointStore, Position
 from espnet2_vits_ext.train.memory import is_out_of_memory
+from espnet2_vits_ext.train.nonfinite import AMP_OVERFLOW_STAT, SKIPPED_STAT, NonFiniteGuard
 from tiny_training import (
+    SAMPLING_RATE,
     FaultPlan,
     faulty_vits_class,
     train_args,
@@ -132,6 +138,22 @@ def _kill_during_checkpoint_write_script(tmp_path: Path, write_number: int) -> P
     return script
 
 
+def _overall_iteration(epoch: int, iteration: int) -> int:
+    return (epoch - 1) * ITERATIONS_PER_EPOCH + iteration
+
+
+def _resumed_at(log_text: str) -> int:
+    """Overall iteration of the position in the log's "Resumed from <path> (<position>)"."""
+    position = re.search(r"Resumed from \S+ \(([^)]*)\)", log_text)[1]
+    if position == "start of training":
+        return 0
+    end = re.fullmatch(r"end of epoch (\d+)", position)
+    if end:
+        return _overall_iteration(int(end[1]) + 1, 0)
+    inside = re.fullmatch(r"epoch (\d+), iteration (\d+)", position)
+    return _overall_iteration(int(inside[1]), int(inside[2]))
+
+
 def test_sigkill_at_any_moment_then_resume_matches_uninterrupted_run(
     corpus, config, reference, tmp_path, caplog
 ):
@@ -168,11 +190,16 @@ def test_sigkill_at_any_moment_then_resume_matches_uninterrupted_run(
     assert "left by an interrupted checkpoint write" in log_text, log_text[-3000:]
     # the first write in the store was the one killed: back to the initial checkpoint.pth
     assert "checkpoint.pth (start of training)" in log_text, log_text[-3000:]
+    # ESPnet logs each finished iteration ("<epoch>epoch:train:<from>-<to>batch: ...")
+    logged = re.findall(r"(\d+)epoch:train:\d+-(\d+)batch:", log_text)
+    reached = _overall_iteration(*map(int, logged[-1])) if logged else 0
 
-    # 3. Resumed again, to the end: same result as never interrupted.
+    # 3. Resumed again, to the end: same result as never interrupted, having redone at
+    # most --checkpoint_interval_iters of the iterations the killed run had done.
     with caplog.at_level(logging.INFO):
         _train(args)
-    assert "Resumed from" in caplog.text
+    resumed = _resumed_at(caplog.text)
+    assert 0 <= reached - resumed <= 2, (reached, resumed, caplog.text[:3000])
     _assert_same_as_reference(output_dir, reference)
 
 
@@ -194,6 +221,113 @@ def test_corrupt_checkpoints_are_named_and_the_previous_good_one_is_used(
     assert f"Checkpoint {espnet_checkpoint} is not used" in caplog.text
     assert f"Resumed from {previous} (epoch {EPOCHS}, iteration 1)" in caplog.text
     _assert_same_as_reference(output_dir, reference)
+
+
+class _Killed(BaseException):
+    """Ends a run as SIGKILL would: no ``except`` of the trainer or the entry point runs."""
+
+
+def test_epoch_model_cut_short_by_a_kill_is_rebuilt_on_resume(
+    corpus, config, reference, tmp_path, caplog, monkeypatch
+):
+    output_dir = tmp_path / "exp"
+    args = train_args(corpus, config, output_dir, FAULT_OPTIONS)
+    epoch_model = output_dir / f"{EPOCHS}epoch.pth"
+    real_save = torch.save
+
+    def killed_while_writing_the_epoch_model(obj, target, *rest, **kwargs):
+        if isinstance(target, (str, os.PathLike)) and Path(target) == epoch_model:
+            whole = io.BytesIO()
+            real_save(obj, whole)
+            Path(target).write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])
+            raise _Killed()
+        return real_save(obj, target, *rest, **kwargs)
+
+    # ESPnet's end of the last epoch: checkpoint.pth complete, the epoch model cut short
+    monkeypatch.setattr(torch, "save", killed_while_writing_the_epoch_model)
+    with pytest.raises(_Killed):
+        _train(args)
+    monkeypatch.undo()
+    with pytest.raises(RuntimeError):
+        torch.load(epoch_model, weights_only=True)
+    assert os.readlink(output_dir / "latest.pth") == f"{EPOCHS - 1}epoch.pth"
+
+    with caplog.at_level(logging.INFO):
+        _train(args)
+    assert f"Resumed from {output_dir / 'checkpoint.pth'} (end of epoch {EPOCHS})" in caplog.text
+    assert f"Epoch model {epoch_model} is damaged: it cannot be loaded" in caplog.text
+    rebuilt = torch.load(epoch_model, weights_only=True)
+    expected = torch.load(reference[0] / epoch_model.name, weights_only=True)
+    assert rebuilt.keys() == expected.keys()
+    for name, weight in expected.items():
+        torch.testing.assert_close(rebuilt[name], weight, rtol=0, atol=0, msg=name)
+    # the links ESPnet makes after the write: the latest and the best epoch (this one)
+    for link in ("latest.pth", "train.total_count.best.pth"):
+        assert os.readlink(output_dir / link) == epoch_model.name, link
+    _assert_same_as_reference(output_dir, reference)
+
+
+def test_an_utterance_with_more_tokens_than_frames_is_named(config, tmp_path, caplog):
+    corpus = write_tiny_corpus(tmp_path / "corpus", utterances=3)
+    # 40 letters of text, 320 samples = 20 frames of 16 samples: it cannot be aligned
+    wav = tmp_path / "corpus" / "long_text.wav"
+    soundfile.write(wav, np.zeros(320, dtype=np.float32), SAMPLING_RATE)
+    for name, line in (
+        ("wav_scp", f"long_text {wav}"), ("text", "long_text " + "abcdefgh" * 5),
+        ("speech_shape", "long_text 320"), ("text_shape", "long_text 40"),
+    ):
+        with open(corpus[name], "a") as f:
+            f.write(line + "\n")
+
+    args = train_args(corpus, config, tmp_path / "exp", FAULT_OPTIONS)
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as stopped:
+        _train(args)
+    assert stopped.value.code == 1
+    error = caplog.records[-1].getMessage()
+    assert error.startswith("UnalignableUtteranceError: monotonic alignment search")
+    assert re.search(r"utterance long_text: 40 text tokens but only \d+ feature frames", error)
+    assert "stage 4" in error and "batch index" not in error
+
+
+def test_a_nonfinite_gradient_skips_the_step_and_counts_it(
+    corpus, faulty_config, tmp_path, caplog
+):
+    # The generator's 2nd training call: finite loss, a NaN in one parameter's gradient.
+    # No gradient clipping (as in VITS configs), so ESPnet does not look at the norm.
+    output_dir = tmp_path / "exp"
+    plan = FaultPlan(nan_gradient_calls={2})
+    args = train_args(
+        corpus, faulty_config(plan), output_dir,
+        FAULT_OPTIONS + ["--max_epoch", "1", "--checkpoint_interval_iters", "1",
+                         "--keep_checkpoints", "5", "--grad_clip", "-1"],
+    )
+    with caplog.at_level(logging.WARNING):
+        _train(args)
+    assert re.search(
+        r"Skipped the optimizer step at epoch 1, iteration 2 .*: non-finite "
+        r"generator turn: gradients\. Skipped 1 in a row .*, 1 in all", caplog.text
+    ), caplog.text[-3000:]
+    assert "The grad norm is nan" not in caplog.text  # (ESPnet's own check, with clipping)
+    store = CheckpointStore(output_dir / "checkpoints")
+    before, after = (
+        torch.load(store.path_for(Position(1, i)), weights_only=False) for i in (1, 2)
+    )
+    assert after[RESUME_KEY]["skipped_steps"] == 1
+    # (the forward pass updates the batch norms' running statistics all the same)
+    statistics = ("running_mean", "running_var", "num_batches_tracked")
+    generator = [
+        k for k in before["model"] if k.startswith("tts.generator.") and not k.endswith(statistics)
+    ]
+    assert generator
+    for name in generator:
+        torch.testing.assert_close(after["model"][name], before["model"][name], msg=name)
+    # the generator's Adam moments and step counts untouched; the discriminator stepped
+    torch.testing.assert_close(after["optimizers"][0]["state"], before["optimizers"][0]["state"])
+    steps = [
+        {int(s["step"]) for s in states["optimizers"][1]["state"].values()}
+        for states in (before, after)
+    ]
+    assert steps == [{1}, {2}]
 
 
 def test_nonfinite_steps_stop_training_at_the_limit_after_a_checkpoint(
@@ -283,3 +417,26 @@ def test_cpu_allocation_failures_count_as_out_of_memory():
     )
     assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_grad_scaler_overflows_are_logged_and_do_not_count_as_skipped_steps():
+    class OneWeight(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, forward_generator: bool = True):
+            return dict(loss=2 * self.weight.sum(), stats={}, weight=1, optim_idx=0)
+
+    model = OneWeight()
+    guard = NonFiniteGuard(
+        model, [torch.optim.Adam(model.parameters())], max_consecutive=1,
+        uses_grad_scaler=True, amp_overflow_steps=3,  # 3 counted before a resume
+    )
+    with guard:
+        model(forward_generator=True)["loss"].backward()
+        # a GradScaler that finds inf in the scaled gradients does not call step()
+        assert guard.end_iteration() is None
+        stats = model(forward_generator=True)["stats"]
+    assert stats == {SKIPPED_STAT: 0.0, AMP_OVERFLOW_STAT: 4.0}
+    assert not guard.limit_reached

@@ -4,7 +4,7 @@
 format (``wav.scp``, ``text``, shape files, a character token list); :func:`train_args`
 returns the arguments of ``python -m espnet2_vits_ext.bin.gan_tts_train`` for the tiny
 model of :func:`conftest.tiny_tts_conf`; :func:`faulty_vits_class` makes our FastVITS
-with faults injected (NaN loss, SIGTERM, out-of-memory), to register as a ``tts`` choice. Tests use ``token_type: char`` and
+with faults injected (NaN loss, NaN gradient, SIGTERM, out-of-memory), to register as a ``tts`` choice. Tests use ``token_type: char`` and
 ``cleaner: none`` so that they do not depend on the text frontend.
 """
 
@@ -134,12 +134,27 @@ def train_args(
 class FaultPlan:
     """Which training calls of the generator turn (counted from 1) get which fault."""
 
-    def __init__(self, nan_calls=(), sigterm_calls=(), oom_above_samples=None):
+    def __init__(self, nan_calls=(), nan_gradient_calls=(), sigterm_calls=(), oom_above_samples=None):
         self.nan_calls = set(nan_calls)
+        self.nan_gradient_calls = set(nan_gradient_calls)  # finite loss, one NaN gradient
         self.sigterm_calls = set(sigterm_calls)
         self.oom_above_samples = oom_above_samples
         self.calls = 0
         self.autocast_dtypes = set()  # of the training calls: None when autocast is off
+
+
+def _poison_next_gradient(parameter: torch.nn.Parameter) -> None:
+    """Make the next gradient computed for ``parameter`` NaN, leaving the loss finite."""
+    poisoned = False
+
+    def to_nan(gradient):
+        nonlocal poisoned
+        if poisoned:
+            return gradient
+        poisoned = True
+        return gradient * float("nan")
+
+    parameter.register_hook(to_nan)
 
 
 def faulty_vits_class(plan: FaultPlan):
@@ -162,6 +177,8 @@ def faulty_vits_class(plan: FaultPlan):
                 if plan.calls in plan.nan_calls:
                     output["loss"] = output["loss"] * float("nan")
                     output["stats"]["generator_mel_loss"] = float("nan")
+                if plan.calls in plan.nan_gradient_calls:
+                    _poison_next_gradient(next(self.generator.parameters()))
                 if plan.calls in plan.sigterm_calls:
                     os.kill(os.getpid(), signal.SIGTERM)
             return output

@@ -4,6 +4,13 @@ The entry point (:mod:`espnet2_vits_ext.bin.gan_tts_train`) prints the message o
 :class:`TrainingStopped` without a traceback and exits with its ``exit_code``.
 """
 
+import re
+from typing import Optional, Sequence
+
+# how espnet2_vits_ext.vits.monotonic_alignment's ValueError starts and names utterances
+_UNALIGNABLE = "monotonic alignment search cannot align"
+_BATCH_INDEX = re.compile(r"batch index (\d+)")
+
 
 class TrainingStopped(Exception):
     """Base class: training stopped for a reason the message explains."""
@@ -17,6 +24,14 @@ class CheckpointWriteError(TrainingStopped):
 
 class NothingToResumeError(TrainingStopped):
     """``--resume true`` found traces of an earlier run but no checkpoint it can load."""
+
+
+class DamagedEpochModelError(TrainingStopped):
+    """An epoch model of a finished epoch cannot be loaded, nor rebuilt from a checkpoint."""
+
+
+class UnalignableUtteranceError(TrainingStopped):
+    """A training utterance has more text tokens than feature frames."""
 
 
 class NonFiniteTrainingError(TrainingStopped):
@@ -37,3 +52,26 @@ class InvalidOptionError(TrainingStopped):
     """Options that contradict each other or are out of range."""
 
     exit_code = 2  # as argparse exits on a bad command line
+
+
+def unalignable_utterances_error(
+    error: ValueError, utt_ids: Sequence[str]
+) -> Optional[UnalignableUtteranceError]:
+    """The alignment search's error on the batch ``utt_ids``, naming its utterances.
+
+    The search sees only tensors, so it names batch indices; ``None`` for another error.
+    """
+    message = str(error)
+    if not message.startswith(_UNALIGNABLE):
+        return None
+
+    def utterance(match: re.Match) -> str:
+        index = int(match[1])
+        return f"utterance {utt_ids[index]}" if index < len(utt_ids) else match[0]
+
+    return UnalignableUtteranceError(
+        f"{_BATCH_INDEX.sub(utterance, message)}. Each text token needs at least one "
+        f"feature frame; the recipe's stage 4 (local/prepare_text.py) drops utterances "
+        f"with fewer. Check the data of these (a wrong transcript, truncated audio), fix "
+        f"or remove them, and rerun (with --resume true to keep the progress so far)."
+    )

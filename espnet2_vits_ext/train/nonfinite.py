@@ -13,8 +13,8 @@ configs use ``-1``), so a NaN loss at step 200k is applied and destroys the weig
   iterations and reports when ``max_consecutive`` were skipped in a row.
 
 With fp16 a ``GradScaler`` also skips steps whose *scaled gradients* overflowed while the
-loss was finite; that is its normal calibration, counted as ``amp_overflow_steps`` and
-not towards the limit.
+loss was finite; that is its normal calibration, counted as ``amp_overflow_steps`` (in the
+logs and TensorBoard next to ``nonfinite_skipped_steps``) and not towards the limit.
 """
 
 import logging
@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 SKIPPED_STAT = "nonfinite_skipped_steps"  # cumulative, shown in the logs and TensorBoard
+AMP_OVERFLOW_STAT = "amp_overflow_steps"  # cumulative, with a GradScaler only
 
 
 @dataclass
@@ -50,6 +51,7 @@ class NonFiniteGuard:
         max_consecutive: stop after this many skipped iterations in a row.
         uses_grad_scaler: whether fp16 with a ``GradScaler`` is on.
         skipped_steps: skipped iterations counted before (restored from a checkpoint).
+        amp_overflow_steps: GradScaler overflows counted before (likewise).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class NonFiniteGuard:
         max_consecutive: int,
         uses_grad_scaler: bool,
         skipped_steps: int = 0,
+        amp_overflow_steps: int = 0,
     ):
         if max_consecutive < 1:
             raise ValueError(f"max_consecutive must be at least 1, got {max_consecutive}")
@@ -67,7 +70,7 @@ class NonFiniteGuard:
         self.max_consecutive = max_consecutive
         self.uses_grad_scaler = uses_grad_scaler
         self.skipped_steps = skipped_steps
-        self.amp_overflow_steps = 0
+        self.amp_overflow_steps = amp_overflow_steps
         self.consecutive = 0
         self._turns: Dict[str, _Turn] = {}
         self._current: Optional[_Turn] = None
@@ -98,8 +101,10 @@ class NonFiniteGuard:
         self._turns[turn_name] = turn
         self._current = turn
         if turn_name == "generator":
-            # The generator turn runs every iteration; its stats carry our counter.
+            # The generator turn runs every iteration; its stats carry our counters.
             output["stats"][SKIPPED_STAT] = float(self.skipped_steps)
+            if self.uses_grad_scaler:
+                output["stats"][AMP_OVERFLOW_STAT] = float(self.amp_overflow_steps)
         return output
 
     def _before_step(self, optimizer, args, kwargs):

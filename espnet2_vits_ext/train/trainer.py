@@ -7,9 +7,10 @@ loop as it is:
 * :meth:`run` chooses the checkpoint to resume from (:mod:`.checkpoint`), runs the memory
   check (:mod:`.memory`), installs a SIGTERM handler, and turns out-of-memory and write
   errors into messages that say what to do;
-* :meth:`resume` loads the chosen checkpoint. ``run`` hands its ``Reporter`` to no other
-  method, so we always let it call ``resume``: a fresh run first writes its initial state
-  as ``checkpoint.pth``;
+* :meth:`resume` loads the chosen checkpoint and rebuilds the epoch models ESPnet left
+  damaged (:mod:`.epoch_models`). ``run`` hands its ``Reporter`` to no other method, so
+  we always let it call ``resume``: a fresh run first writes its initial state as
+  ``checkpoint.pth``;
 * :meth:`train_one_epoch` skips the batches a resumed epoch already did, restores the
   random state, and between iterations saves checkpoints every
   ``--checkpoint_interval_iters``, reacts to SIGTERM, and counts non-finite steps
@@ -54,14 +55,18 @@ from espnet2_vits_ext.train.checkpoint import (
     capture_rng_state,
     choose_resume_checkpoint,
     inspect_espnet_checkpoint,
+    position_of,
     restore_rng_state,
+    verify_checkpoint,
 )
+from espnet2_vits_ext.train.epoch_models import repair_epoch_models
 from espnet2_vits_ext.train.errors import (
     CheckpointWriteError,
     NonFiniteTrainingError,
     TrainingInterrupted,
     TrainingOutOfMemoryError,
     TrainingStopped,
+    unalignable_utterances_error,
 )
 from espnet2_vits_ext.train.memory import (
     BatchLimits,
@@ -102,6 +107,7 @@ class _RunState:
     sigterm: bool = False
     guard: Optional[NonFiniteGuard] = None
     skipped_steps: int = 0
+    amp_overflow_steps: int = 0
     train_reporter: Any = None  # the SubReporter of the epoch's training part
     end_of_train: Optional[Dict] = None  # position and RNG right after the training part
     batch_ids: List[str] = dataclasses.field(default_factory=list)
@@ -234,18 +240,17 @@ class ResilientGANTrainer(GANTrainer):
 
     @classmethod
     def _output_write_error(cls, output_dir: Path, error: BaseException) -> CheckpointWriteError:
-        """A write by ESPnet's own code failed: drop the epoch end it left half-written."""
+        """A write by ESPnet's own code failed: drop a half-written ``checkpoint.pth``.
+
+        A complete one stays: the rerun resumes from it and rebuilds the epoch model that
+        ESPnet writes after it (:func:`.epoch_models.repair_epoch_models`).
+        """
         espnet_checkpoint = output_dir / ESPNET_CHECKPOINT
         if espnet_checkpoint.exists():
             states, problem = inspect_espnet_checkpoint(espnet_checkpoint)
-            incomplete = problem is not None
-            if states is not None and RESUME_KEY not in states:
-                # ESPnet writes checkpoint.pth, then <epoch>epoch.pth: both or neither
-                epoch_model = output_dir / f"{states['reporter']['epoch']}epoch.pth"
-                incomplete = not epoch_model.exists()
             del states
-            if incomplete:
-                logging.warning(f"Removing {espnet_checkpoint}: its epoch end is incomplete")
+            if problem is not None:
+                logging.warning(f"Removing {espnet_checkpoint}: {problem}")
                 espnet_checkpoint.unlink()
         where = getattr(error, "filename", None) or output_dir
         return CheckpointWriteError(
@@ -261,10 +266,11 @@ class ResilientGANTrainer(GANTrainer):
         if sub_reporter is not None and position.iteration > 0:
             partial = partial_statistics(sub_reporter)
         run = cls._run
-        skipped = run.guard.skipped_steps if run.guard is not None else run.skipped_steps
+        counters = run.guard if run.guard is not None else run
         return dict(
             position=tuple(position), rng=rng, train_reporter=partial,
-            any_valid_step=any_valid_step, skipped_steps=skipped,
+            any_valid_step=any_valid_step, skipped_steps=counters.skipped_steps,
+            amp_overflow_steps=counters.amp_overflow_steps,
         )
 
     @classmethod
@@ -312,9 +318,32 @@ class ResilientGANTrainer(GANTrainer):
         run.resume_state = states.get(RESUME_KEY)
         if run.resume_state is not None:
             run.skipped_steps = run.resume_state["skipped_steps"]
+            # (checkpoints written before this count was kept have none)
+            run.amp_overflow_steps = run.resume_state.get("amp_overflow_steps", 0)
         if path.parent == run.store.directory:
             run.last_saved = run.choice.position  # else: also save it in the store, with RNG
         logging.info(f"Resumed from {path} ({run.choice.position})")
+        if run.writes:
+            repair_epoch_models(
+                Path(run.options.output_dir), reporter, cls._end_of_epoch_model,
+                run.options.best_model_criterion,
+            )
+
+    @classmethod
+    def _end_of_epoch_model(cls, epoch: int):
+        """A checkpoint of the end of ``epoch`` and its model state, or ``None``."""
+        run = cls._run
+        end = Position(epoch + 1, 0)
+        if run.choice.position == end:
+            return run.choice.path, run.model.state_dict()  # what we resume with
+        stored = run.store.path_for(end)
+        if stored.exists() and verify_checkpoint(stored) is None:
+            return stored, torch.load(stored, map_location="cpu", weights_only=False)["model"]
+        espnet_checkpoint = Path(run.options.output_dir) / ESPNET_CHECKPOINT
+        states, _ = inspect_espnet_checkpoint(espnet_checkpoint)
+        if states is not None and position_of(states) == end:
+            return espnet_checkpoint, states["model"]
+        return None
 
     # -- training ----------------------------------------------------------------------
     @classmethod
@@ -333,20 +362,28 @@ class ResilientGANTrainer(GANTrainer):
         run.guard = NonFiniteGuard(
             model, optimizers, options.max_consecutive_nonfinite_steps,
             uses_grad_scaler=scaler is not None, skipped_steps=run.skipped_steps,
+            amp_overflow_steps=run.amp_overflow_steps,
         )
         length = iterator_length(iterator)
         batches = cls._epoch_batches(
             skip_batches(iterator, done), epoch, length, done, restore, reporter, valid_before
         )
         with run.guard:
-            all_invalid = super().train_one_epoch(
-                model=wrap_for_precision(model, options.precision),
-                iterator=EpochBatches(batches, length),
-                optimizers=optimizers, schedulers=schedulers, scaler=scaler,
-                reporter=reporter, summary_writer=summary_writer, options=options,
-                distributed_option=distributed_option,
-            )
+            try:
+                all_invalid = super().train_one_epoch(
+                    model=wrap_for_precision(model, options.precision),
+                    iterator=EpochBatches(batches, length),
+                    optimizers=optimizers, schedulers=schedulers, scaler=scaler,
+                    reporter=reporter, summary_writer=summary_writer, options=options,
+                    distributed_option=distributed_option,
+                )
+            except ValueError as error:
+                named = unalignable_utterances_error(error, run.batch_ids)
+                if named is None:
+                    raise
+                raise named from error
         run.skipped_steps = run.guard.skipped_steps
+        run.amp_overflow_steps = run.guard.amp_overflow_steps
         if run.end_of_train is not None:
             run.end_of_train["any_valid_step"] = valid_before or not all_invalid
         return all_invalid and not valid_before
@@ -435,12 +472,19 @@ class ResilientGANTrainer(GANTrainer):
                     )
                 if run.example is None:
                     run.example = capture_example(utt_ids, batch)
+                run.batch_ids = list(utt_ids)
                 yield utt_ids, batch
 
-        super().validate_one_epoch(
-            model=model, iterator=batches(), reporter=reporter, options=options,
-            distributed_option=distributed_option,
-        )
+        try:
+            super().validate_one_epoch(
+                model=model, iterator=batches(), reporter=reporter, options=options,
+                distributed_option=distributed_option,
+            )
+        except ValueError as error:
+            named = unalignable_utterances_error(error, run.batch_ids)
+            if named is None:
+                raise
+            raise named from error
         if options.use_tensorboard and options.validation_views and run.writes and run.example:
             cls._write_views(model, options)
 
