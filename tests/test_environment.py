@@ -159,3 +159,65 @@ def test_environment_installer_is_idempotent():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""  # nothing to do the second time
+
+
+# local/check_packed_model.py (stage 7) with Text2Speech replaced by a stand-in whose loading
+# runs {load} first: the check's own network block, decisions and messages, without a model.
+PACKED_CHECK = """
+import sys, types
+import numpy as np
+sys.path.insert(0, "local")
+import check_packed_model
+
+class Waveform:
+    def numpy(self):
+        return np.full(2205, 0.1, dtype=np.float32)
+
+class Text2Speech:
+    fs = 22050
+    @classmethod
+    def from_pretrained(cls, model_tag, device):
+{load}
+        return cls()
+    def __call__(self, text):
+        return {{"wav": Waveform()}}
+
+sys.modules["espnet2.bin.tts_inference"] = types.SimpleNamespace(Text2Speech=Text2Speech)
+sys.exit(check_packed_model.main(["missing.zip"]))
+"""
+
+
+def run_packed_check(load: str) -> subprocess.CompletedProcess:
+    return run_python(PACKED_CHECK.format(load=load))
+
+
+def test_packed_model_check_passes_offline_loading():
+    result = run_packed_check("        import socket; a, b = socket.socketpair(socket.AF_UNIX); a.close(); b.close()")
+    assert result.returncode == 0, result.stderr
+    assert "missing.zip: loads; 0.10 s of audio at 22050 Hz" in result.stdout
+
+
+def test_packed_model_check_fails_on_network_access():
+    # A download attempt fails at once, with the check's message, even where the network is up.
+    result = run_packed_check(
+        "        import urllib.request; urllib.request.urlopen('http://example.com/model.zip', timeout=5)"
+    )
+    assert result.returncode == 1
+    assert "network access while checking offline loading: getaddrinfo('example.com')" in result.stderr
+    # A library that catches the refusal and carries on (a fallback) still fails the check.
+    result = run_packed_check(
+        "        import socket\n"
+        "        try:\n"
+        "            socket.create_connection(('192.0.2.1', 443), timeout=5)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "        sock = socket.socket()\n"
+        "        try:\n"
+        "            sock.connect(('192.0.2.1', 80))\n"
+        "        except OSError:\n"
+        "            pass"
+    )
+    assert result.returncode == 1
+    assert "loading or synthesis tried the network, which a user offline does not have: " in result.stderr
+    assert "getaddrinfo('192.0.2.1'); connect to ('192.0.2.1', 80)" in result.stderr
+    assert "loads;" not in result.stdout
