@@ -11,6 +11,7 @@ from synthetic_speech import SAMPLING_RATE, VOWELS, vowel_sequence, white_noise
 from espnet2_vits_ext.evaluation.acoustic_features import AnalysisConfig
 from espnet2_vits_ext.evaluation.alignment_plot import durations_to_path
 from espnet2_vits_ext.evaluation.dtw import align_frames
+from espnet2_vits_ext.evaluation.duration import compare_durations, speech_seconds
 from espnet2_vits_ext.evaluation.mel_cepstral_distortion import frame_distortions_db
 from espnet2_vits_ext.evaluation.pitch import log_f0_rmse_cents, voicing_error_rate
 from espnet2_vits_ext.evaluation.utterance_metrics import (
@@ -71,6 +72,34 @@ def test_time_stretched_copy_has_the_stretch_ratio_and_near_zero_mcd(reference):
     assert metrics.mcd_db < 0.5
     assert metrics.mcd_db < 0.1 * other_vowels.mcd_db
     assert metrics.log_f0_rmse_cents < 5.0 and metrics.vuv_error_rate < 0.02
+
+
+def padded(speech: np.ndarray, lead_seconds: float, trail_seconds: float) -> np.ndarray:
+    """``speech`` between stretches of a -60 dB noise floor (room tone, not digital zeros)."""
+    rng = np.random.default_rng(0)
+    floor = [3e-4 * rng.standard_normal(round(s * SAMPLING_RATE)) for s in (lead_seconds, trail_seconds)]
+    return np.concatenate([floor[0], speech, floor[1]])
+
+
+@pytest.mark.parametrize("slowdown", [1.0, 1.2])
+def test_speech_duration_ratio_ignores_leading_and_trailing_silence(reference, slowdown):
+    # 1 s of speech with 1.2 s of silence around it, against the same speech (or 1.2x slower)
+    # with 0.3 s: the files differ, the speaking rate does not (or by exactly the slowdown).
+    padded_reference = padded(reference, 0.5, 0.7)
+    synthesized = padded(vowel_sequence([slowdown * hold for hold in HOLDS]), 0.15, 0.15)
+    durations = compare_durations(padded_reference, synthesized, SAMPLING_RATE)
+    assert durations.reference_seconds == pytest.approx(2.2)
+    assert durations.synthesized_seconds == pytest.approx(slowdown + 0.3)
+    assert durations.duration_ratio == pytest.approx((slowdown + 0.3) / 2.2)
+    assert durations.speech_duration_ratio == pytest.approx(slowdown, abs=0.01)
+    # Trimming keeps at most half a 20 ms frame of silence at each edge.
+    assert speech_seconds(padded_reference, SAMPLING_RATE) == pytest.approx(1.0, abs=0.021)
+    assert speech_seconds(synthesized, SAMPLING_RATE) == pytest.approx(slowdown, abs=0.021)
+
+
+def test_speech_of_an_all_silent_reference_has_no_ratio():
+    silence = np.zeros(SAMPLING_RATE)
+    assert math.isnan(compare_durations(silence, vowel_sequence(HOLDS), SAMPLING_RATE).speech_duration_ratio)
 
 
 def test_mcd_ignores_loudness(reference):
