@@ -31,22 +31,11 @@ if binary=$(find_chromium); then
   exit 0
 fi
 
-install_command="apt-get update && apt-get install -y --no-install-recommends chromium"
-if [ "$(id -u)" -ne 0 ]; then
-  echo "$0: Chromium is missing and this is not root; install it with:" >&2
-  echo "  sudo sh -c '${install_command}'" >&2
-  exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "$0: Chromium is missing and apt-get is not available; install Chromium with your" \
-       "system's package manager or set CHROMIUM_BINARY=/path/to/chromium" >&2
-  exit 1
-fi
-
-echo "$0: installing Chromium: ${install_command}" >&2
-# Progress output to /dev/null; apt and dpkg errors still reach stderr.
-DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+# The folder of this script without dirname (the test runs it with a bare PATH).
+script_dir=${BASH_SOURCE[0]%/*}
+[ "${script_dir}" != "${BASH_SOURCE[0]}" ] || script_dir=.
+root=$(cd "${script_dir}/.." && pwd)
+"${root}/utils/apt_install.sh" "Chromium is missing" chromium
 if ! binary=$(find_chromium); then
   echo "$0: apt-get finished but no chromium binary is on PATH" >&2
   exit 1

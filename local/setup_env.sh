@@ -39,13 +39,19 @@ else
       done
     fi
     if [ -z "${base_python}" ]; then
-      echo "$0: Python 3.11 not found. Install it (Debian/Ubuntu: apt-get install python3.11 python3.11-venv;" \
-           "pyenv: pyenv install 3.11) or set PYTHON=/path/to/python3.11." >&2
-      exit 1
+      # Debian 12 and Ubuntu 22.04 (universe) package it; elsewhere: pyenv install 3.11.
+      "${root}/utils/apt_install.sh" "Python 3.11 is missing (PYTHON=/path/to/python3.11 chooses one)" \
+        python3.11 python3.11-venv
+      base_python=$(command -v python3.11)
     fi
     echo "$0: creating ${venv} with ${base_python}"
     rm -rf "${venv}"
-    "${base_python}" -m venv "${venv}"
+    if ! "${base_python}" -m venv "${venv}"; then
+      # Debian's python3.11 makes no venv without its python3.11-venv package (ensurepip).
+      rm -rf "${venv}"
+      "${root}/utils/apt_install.sh" "${base_python} could not create a venv" python3.11-venv
+      "${base_python}" -m venv "${venv}"
+    fi
     touch "${venv}/.created"
   fi
   python=${venv}/bin/python

@@ -109,6 +109,31 @@ def test_chromium_installer_stops_loudly_for_a_user_without_chromium(tmp_path):
     assert "sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends chromium'" in result.stderr
 
 
+def test_installer_without_python311_stops_loudly_for_a_user(tmp_path):
+    # A fresh checkout (no .venv) on a machine without Python 3.11, not root: the installer
+    # must stop with the apt command (as root it would run it). PATH: bash, dirname, an `id`
+    # that answers uid 1000, and no python at all.
+    checkout = tmp_path / "checkout"
+    for script in ("local/setup_env.sh", "utils/apt_install.sh"):
+        (checkout / script).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / script, checkout / script)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    (bin_dir / "id").write_text("#!/bin/sh\necho 1000\n")
+    (bin_dir / "id").chmod(0o755)
+    result = subprocess.run(
+        [shutil.which("bash"), "local/setup_env.sh"], cwd=checkout, capture_output=True, text=True,
+        env={"PATH": str(bin_dir)}, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1 and result.stdout == ""
+    assert "Python 3.11 is missing (PYTHON=/path/to/python3.11 chooses one) and this is not root" in result.stderr
+    assert ("sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends python3.11 python3.11-venv'"
+            in result.stderr)
+    assert not (checkout / ".venv").exists()
+
+
 def test_startup_hook_registers_fast_vits_in_espnet_tasks():
     code = (
         "import espnet2.tasks.gan_tts as gan, espnet2.tasks.tts as tts;"
