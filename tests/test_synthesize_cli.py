@@ -1,4 +1,4 @@
-"""``python -m espnet2_vits_ext.bin.synthesize`` on a tiny packed ESPnet VITS (``tts: vits``).
+"""``python -m espnet2_vits_ext.bin.synthesize`` on a tiny packed FastVITS (``tts: fast_vits``).
 
 The model is built from the tiny configuration of ``conftest.py`` by ESPnet's ``GANTTSTask``,
 saved and packed with ``espnet2.bin.pack`` as a trained one would be; the CLI loads it with
@@ -31,7 +31,7 @@ def packed_model(tmp_path_factory) -> Path:
     (root / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
     args = GANTTSTask.get_parser().parse_args(
         ["--token_list", str(root / "tokens.txt"), "--token_type", "phn", "--cleaner", "tacotron",
-         "--g2p", "espeak_ng_english_us_vits", "--tts", "vits", "--feats_extract", "linear_spectrogram",
+         "--g2p", "espeak_ng_english_us_vits", "--tts", "fast_vits", "--feats_extract", "linear_spectrogram",
          "--output_dir", str(root)]
     )
     args.tts_conf = tiny_tts_conf()
