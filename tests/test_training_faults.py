@@ -227,26 +227,35 @@ class _Killed(BaseException):
     """Ends a run as SIGKILL would: no ``except`` of the trainer or the entry point runs."""
 
 
-def test_epoch_model_cut_short_by_a_kill_is_rebuilt_on_resume(
-    corpus, config, reference, tmp_path, caplog, monkeypatch
+@pytest.mark.parametrize("fault", ["kill", "full disk"])
+def test_epoch_model_cut_short_is_rebuilt_on_resume(
+    fault, corpus, config, reference, tmp_path, caplog, monkeypatch
 ):
     output_dir = tmp_path / "exp"
     args = train_args(corpus, config, output_dir, FAULT_OPTIONS)
     epoch_model = output_dir / f"{EPOCHS}epoch.pth"
     real_save = torch.save
 
-    def killed_while_writing_the_epoch_model(obj, target, *rest, **kwargs):
+    def cut_short_while_writing_the_epoch_model(obj, target, *rest, **kwargs):
         if isinstance(target, (str, os.PathLike)) and Path(target) == epoch_model:
             whole = io.BytesIO()
             real_save(obj, whole)
             Path(target).write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])
-            raise _Killed()
+            if fault == "kill":
+                raise _Killed()
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
         return real_save(obj, target, *rest, **kwargs)
 
     # ESPnet's end of the last epoch: checkpoint.pth complete, the epoch model cut short
-    monkeypatch.setattr(torch, "save", killed_while_writing_the_epoch_model)
-    with pytest.raises(_Killed):
-        _train(args)
+    monkeypatch.setattr(torch, "save", cut_short_while_writing_the_epoch_model)
+    if fault == "kill":
+        with pytest.raises(_Killed):
+            _train(args)
+    else:
+        with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as stopped:
+            _train(args)
+        assert stopped.value.code == 1
+        assert f"CheckpointWriteError: Writing under {output_dir} failed" in caplog.text
     monkeypatch.undo()
     with pytest.raises(RuntimeError):
         torch.load(epoch_model, weights_only=True)

@@ -68,6 +68,10 @@ def repair_epoch_models(
 ) -> None:
     """Rewrite the damaged epoch models of the epochs ``reporter`` has finished.
 
+    The last finished epoch's model, if missing, is written too when a checkpoint of that
+    epoch's end is there. Without one it stays missing: resumed from before a later epoch
+    end (an older checkpoint), ESPnet may have removed it as not among the n best.
+
     Args:
         output_dir: ESPnet's output directory.
         reporter: ESPnet's ``Reporter`` in the state training resumes from.
@@ -81,18 +85,20 @@ def repair_epoch_models(
     finished = reporter.get_epoch()
     if finished < 1:
         return
-    epochs = {finished}  # its model must exist: ESPnet deletes only older ones
+    epochs = {finished}
     for path in output_dir.iterdir():
         match = _EPOCH_MODEL.match(path.name)
         if match and int(match[1]) <= finished:  # later ones are rewritten as training goes
             epochs.add(int(match[1]))
-    repaired = []
+    rewritten = []
     for epoch in sorted(epochs):
         path = epoch_model_path(output_dir, epoch)
         problem = epoch_model_problem(path)
         if problem is None:
             continue
         found = source(epoch)
+        if found is None and not path.exists():
+            continue
         if found is None:
             raise DamagedEpochModelError(
                 f"Epoch model {path} is damaged: {problem}, and no checkpoint of the end "
@@ -103,12 +109,17 @@ def repair_epoch_models(
         checkpoint, model_state = found
         logging.warning(
             f"Epoch model {path} is damaged: {problem} (its write was interrupted). "
-            f"Rewriting it from the model of {checkpoint}."
+            f"Writing it from the model of {checkpoint}."
         )
         atomic_torch_save(model_state, path, sidecar=False)
-        repaired.append(epoch)
-    _point(output_dir / LATEST_LINK, epoch_model_path(output_dir, finished))
-    for epoch in sorted(set(repaired) | {finished}):
+        rewritten.append(epoch)
+    # the links ESPnet makes right after writing an epoch model, which a kill may have cut off
+    linked = set(rewritten)
+    latest = epoch_model_path(output_dir, finished)
+    if latest.exists():
+        _point(output_dir / LATEST_LINK, latest)
+        linked.add(finished)
+    for epoch in sorted(linked):
         for phase, key, mode in best_model_criterion:
             if reporter.has(phase, key) and reporter.get_best_epoch(phase, key, mode) == epoch:
                 _point(output_dir / f"{phase}.{key}.best.pth", epoch_model_path(output_dir, epoch))
