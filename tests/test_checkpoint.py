@@ -6,7 +6,9 @@ Training-level behaviour (kills, resume with the same step count) is in
 
 import errno
 import logging
+import os
 import random
+import re
 
 import numpy as np
 import pytest
@@ -23,7 +25,13 @@ from espnet2_vits_ext.train.checkpoint import (
     restore_rng_state,
     verify_checkpoint,
 )
-from espnet2_vits_ext.train.errors import CheckpointWriteError, NothingToResumeError
+from espnet2.train.reporter import Reporter
+from espnet2_vits_ext.train.epoch_models import repair_epoch_models
+from espnet2_vits_ext.train.errors import (
+    CheckpointWriteError,
+    DamagedEpochModelError,
+    NothingToResumeError,
+)
 
 
 def _states(value: float, position: Position) -> dict:
@@ -166,3 +174,32 @@ def test_rng_state_round_trip():
     second = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(first[0], second[0])
     assert np.array_equal(first[1], second[1]) and first[2] == second[2]
+
+
+def test_damaged_epoch_models_are_rebuilt_or_named(tmp_path, caplog):
+    reporter = Reporter(epoch=2)  # epochs 1 and 2 finished
+    first, second = tmp_path / "1epoch.pth", tmp_path / "2epoch.pth"
+    torch.save({"weight": torch.full((64,), 1.0)}, first)
+    torch.save({"weight": torch.full((64,), 2.0)}, second)
+    second.write_bytes(second.read_bytes()[:100])  # its write was cut short
+    (tmp_path / "latest.pth").symlink_to(first.name)  # ESPnet had not relinked it yet
+    end_of_second = {"weight": torch.full((64,), 2.0)}
+    sources = {2: (tmp_path / "checkpoint.pth", end_of_second)}
+
+    with caplog.at_level(logging.WARNING):
+        repair_epoch_models(tmp_path, reporter, sources.get, [])
+    assert f"Epoch model {second} is damaged: it cannot be loaded" in caplog.text
+    torch.testing.assert_close(torch.load(second, weights_only=True), end_of_second)
+    assert os.readlink(tmp_path / "latest.pth") == second.name
+
+    # damaged, and no checkpoint of its epoch's end is left: stop, naming it
+    first.write_bytes(first.read_bytes()[:100])
+    with pytest.raises(DamagedEpochModelError) as stopped:
+        repair_epoch_models(tmp_path, reporter, sources.get, [])
+    assert re.match(
+        re.escape(f"Epoch model {first} is damaged: it cannot be loaded")
+        + ".*no checkpoint of the end of epoch 1 is left", str(stopped.value)
+    )
+    # removed (ESPnet drops models outside the n best): nothing to do
+    first.unlink()
+    repair_epoch_models(tmp_path, reporter, sources.get, [])
