@@ -16,7 +16,9 @@ loop as it is:
   ``--checkpoint_interval_iters``, reacts to SIGTERM, and counts non-finite steps
   (:mod:`.nonfinite`); ``--precision bf16`` wraps the model in autocast (:mod:`.precision`);
 * :meth:`validate_one_epoch` reacts to SIGTERM and writes the TensorBoard views
-  (:mod:`.tensorboard_views`).
+  (:mod:`.tensorboard_views`);
+* both turn the alignment search's error on an utterance with more text tokens than
+  frames, which knows only batch indices, into one naming the utterances.
 
 The state one ``run`` shares with these methods lives in ``cls._run`` for its duration.
 With several processes (DDP), rank 0 writes the checkpoints and all ranks stop together on
