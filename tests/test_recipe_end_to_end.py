@@ -1,9 +1,11 @@
-"""One end-to-end run of the recipe on the built-in mini corpus: ./run.sh --corpus mini, stages 1-7.
+"""One end-to-end run of the recipe on the built-in mini corpus: ./run.sh --corpus mini, stages 1-8.
 
 The run uses conf/train_mini.yaml (tts: fast_vits) shortened to a few iterations with
 --train_args, and writes everything under a temporary directory. It checks each stage's
-outputs, that a second run skips the finished work, and that the packed zip loads offline in a
-fresh process with Text2Speech.from_pretrained and synthesizes speech.
+outputs, that a second run skips the finished work, that stage 8's listening report of the run
+plays in Debian's headless chromium (every player loads its file, no console output; the
+screenshot stays at <pytest tmp_path>/listening_report.png), and that the packed zip loads
+offline in a fresh process with Text2Speech.from_pretrained and synthesizes speech.
 """
 
 import os
@@ -14,6 +16,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import soundfile as sf
+
+from espnet2_vits_ext.evaluation.browser_check import check_report_in_browser
+from espnet2_vits_ext.evaluation.utterance_metrics import read_metrics_tsv
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_ARGS = "--max_epoch 1 --num_iters_per_epoch 3"
@@ -21,13 +27,10 @@ TAG = "train_mini_max_epoch1_num_iters_per_epoch3"
 
 
 @pytest.mark.slow
-def test_mini_recipe_stages_1_to_7(tmp_path):
+def test_mini_recipe_stages_1_to_8(tmp_path, monkeypatch):
     dirs = {name: tmp_path / name for name in ("downloads", "data", "dump", "exp")}
-    command = [
-        "./run.sh",
+    options = [
         "--corpus", "mini",
-        "--stage", "1",
-        "--stop_stage", "7",
         "--nj", "2",
         "--inference_nj", "2",
         "--train_args", TRAIN_ARGS,
@@ -36,6 +39,7 @@ def test_mini_recipe_stages_1_to_7(tmp_path):
         "--dumpdir", str(dirs["dump"]),
         "--expdir", str(dirs["exp"]),
     ]  # fmt: skip
+    command = ["./run.sh", "--stage", "1", "--stop_stage", "7", *options]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
@@ -74,6 +78,33 @@ def test_mini_recipe_stages_1_to_7(tmp_path):
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "skipping" in again.stdout and "training finished with these inputs" in again.stdout
     assert (exp / "latest.pth").stat().st_mtime == model_time and packed.stat().st_mtime == zip_time
+
+    # Stage 8, as a user runs it after stage 7: metrics and the listening report of the test set.
+    stage_8 = ["./run.sh", "--stage", "8", "--stop_stage", "8", *options]
+    evaluated = subprocess.run(stage_8, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stdout[-3000:] + evaluated.stderr[-3000:]
+    assert "Stage 8:" in evaluated.stdout and "summary: MCD" in evaluated.stdout
+    test_keys = [line.split()[0] for line in (dirs["dump"] / "raw/test/wav.scp").read_text().splitlines()]
+    eval_dir = exp / "eval_test"
+    assert [row.utt_id for row in read_metrics_tsv(eval_dir / "metrics.tsv")] == test_keys
+    # The report opened in a real browser: each utterance's recording and synthesis play, with
+    # the length of the file it points to, and the page writes nothing to the console.
+    chromium = subprocess.run(["local/install_chromium.sh"], cwd=ROOT, capture_output=True, text=True)
+    assert chromium.returncode == 0, f"local/install_chromium.sh failed:\n{chromium.stderr}"
+    monkeypatch.setenv("CHROMIUM_BINARY", chromium.stdout.strip().splitlines()[-1])
+    report = eval_dir / "report" / "index.html"
+    screenshot = tmp_path / "listening_report.png"
+    check = check_report_in_browser(report, screenshot_path=screenshot)
+    assert check.problems == [], f"{report} in chromium (screenshot {screenshot}): {check.problems}"
+    audio = [m for m in check.media if m.tag == "audio"]
+    played_files = [
+        report.parent / f"audio/{kind}/{key}.wav" for key in test_keys for kind in ("reference", "synthesized")
+    ]
+    assert [m.src for m in audio] == [str(p.relative_to(report.parent)) for p in played_files]
+    assert [m.duration_s for m in audio] == pytest.approx([sf.info(p).duration for p in played_files], abs=0.01)
+    assert check.status_text == f"{len(audio)} of {len(audio)} audio files ready to play."
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"no PNG at {screenshot}"
+    assert screenshot.stat().st_size > 50_000, f"{screenshot} looks blank"
 
     # The three lines a user writes, in a fresh process, offline.
     script = textwrap.dedent(

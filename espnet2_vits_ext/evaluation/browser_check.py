@@ -3,7 +3,9 @@
 No extra Python dependency: Chromium's ``--dump-dom`` prints the page after its scripts ran
 (``--virtual-time-budget`` lets media metadata arrive first), and the report's own inline check
 has by then written ``data-media-state`` on every ``<audio>`` and ``<img>``. Console messages
-(``console.error``, uncaught exceptions) come from ``--enable-logging=stderr --v=0``.
+and uncaught exceptions come from Chromium's log (``--enable-logging=stderr --v=0``), which
+gives every console level as INFO: ``console.log`` counts as much as ``console.error`` (the
+report writes nothing to the console).
 Chromium comes from ``local/install_chromium.sh``.
 """
 
