@@ -99,13 +99,21 @@ def test_bf16_training_runs_the_model_under_bf16_autocast(tensorboard_run):
     assert plan.autocast_dtypes == {torch.bfloat16}
 
 
-def test_precision_options():
+def test_precision_options(monkeypatch):
     assert resolve_precision(None, use_amp=False, ngpu=0) == "fp32"
     assert resolve_precision(None, use_amp=True, ngpu=1) == "fp16"
     with pytest.raises(ValueError, match="--use_amp true means fp16"):
         resolve_precision("bf16", use_amp=True, ngpu=1)
     with pytest.raises(ValueError, match="needs a GPU"):
         resolve_precision("fp16", use_amp=False, ngpu=0)
+    # A GPU without bfloat16 units (a V100): bf16 is refused, fp16 still allowed.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "Tesla V100-SXM2-16GB")
+    with pytest.raises(ValueError, match=r"this GPU \(Tesla V100-SXM2-16GB\) has no native bfloat16"):
+        resolve_precision("bf16", use_amp=False, ngpu=1)
+    assert resolve_precision("fp16", use_amp=False, ngpu=1) == "fp16"
+    assert resolve_precision("bf16", use_amp=False, ngpu=0) == "bf16"
     layer = BFloat16Autocast(torch.nn.Linear(4, 4))
     assert layer(torch.randn(2, 4)).dtype == torch.bfloat16
     assert [name for name, _ in layer.named_parameters()] == ["module.weight", "module.bias"]

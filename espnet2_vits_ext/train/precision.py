@@ -2,6 +2,7 @@
 
 * ``fp16``: ESPnet's own path, CUDA autocast with a ``GradScaler`` (needs a GPU);
 * ``bf16``: autocast to bfloat16 on CPU or GPU, no scaler (bfloat16 has fp32's range);
+  refused on a GPU without native bfloat16;
   :class:`BFloat16Autocast` wraps the model so only its forward runs under autocast;
 * ``fp32``: no autocast.
 """
@@ -27,6 +28,12 @@ def resolve_precision(precision: Optional[str], use_amp: bool, ngpu: int) -> str
         )
     if precision == "fp16" and ngpu == 0:
         raise ValueError("--precision fp16 needs a GPU (--ngpu 1); on CPU use bf16 or fp32")
+    # bf16 autocast on a GPU without bf16 units (before Ampere, e.g. V100) would emulate it slowly.
+    if precision == "bf16" and ngpu > 0 and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise ValueError(
+            f"--precision bf16: this GPU ({torch.cuda.get_device_name()}) has no native bfloat16; "
+            "use fp16 (--precision fp16) or fp32"
+        )
     return precision
 
 
