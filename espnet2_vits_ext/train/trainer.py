@@ -320,8 +320,7 @@ class ResilientGANTrainer(GANTrainer):
         run.resume_state = states.get(RESUME_KEY)
         if run.resume_state is not None:
             run.skipped_steps = run.resume_state["skipped_steps"]
-            # (checkpoints written before this count was kept have none)
-            run.amp_overflow_steps = run.resume_state.get("amp_overflow_steps", 0)
+            run.amp_overflow_steps = run.resume_state["amp_overflow_steps"]
         if path.parent == run.store.directory:
             run.last_saved = run.choice.position  # else: also save it in the store, with RNG
         logging.info(f"Resumed from {path} ({run.choice.position})")
