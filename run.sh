@@ -57,6 +57,8 @@ train_threads=          # threads per training process; empty: all cores on CPU,
 inference_model=latest.pth  # checkpoint in exp/tts_<tag> to synthesize with and to pack
 inference_config=       # ESPnet inference config (yaml); empty: ESPnet's defaults
 inference_args=         # extra arguments for espnet2.bin.tts_inference, e.g. "--noise_scale 0.5"
+# Stage 8: evaluation
+evaluation_args=        # extra options of local/evaluate.sh, e.g. "--f0_method dio --report_utterances 20"
 
 help_message=$(cat <<EOF
 Usage: $0 [options]
@@ -100,6 +102,8 @@ Synthesis and packing (stage 7):
   --inference_model F    checkpoint of exp/tts_<tag> to use (default: ${inference_model})
   --inference_config F   ESPnet inference config (default: none)
   --inference_args STR   extra arguments for espnet2.bin.tts_inference (default: none)
+Evaluation (stage 8):
+  --evaluation_args STR  extra options of local/evaluate.sh, e.g. "--f0_method dio" (default: none)
   --help                 print this message
 EOF
 )
@@ -304,7 +308,8 @@ fi
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
   for dset in ${test_sets}; do
     log "Stage 8: evaluation: ${tts_exp}/${inference_tag}/${dset} vs ${dumpdir}/raw/${dset} -> ${tts_exp}/eval_${dset}"
-    local/evaluate.sh --nj "${nj}" --cmd "${train_cmd}" --train_log_dir "${tts_exp}" \
+    # shellcheck disable=SC2086  # evaluation_args are options: split them into words
+    local/evaluate.sh --nj "${nj}" --cmd "${train_cmd}" --train_log_dir "${tts_exp}" ${evaluation_args} \
       "${dumpdir}/raw/${dset}" "${tts_exp}/${inference_tag}/${dset}" "${tts_exp}/eval_${dset}"
   done
 fi
