@@ -7,6 +7,7 @@ use the model's defaults, which are ESPnet's LJSpeech ``train_vits.yaml`` values
 
 import copy
 import os
+from typing import Optional
 
 import pytest
 import torch
@@ -131,3 +132,21 @@ def tiny_tts_conf() -> dict:
 def tiny_conf() -> dict:
     """A fresh copy of the tiny ``tts_conf`` (tests may modify it)."""
     return tiny_tts_conf()
+
+
+TINY_GLOBAL_CHANNELS = 8  # width of the speaker / language conditioning vector
+
+
+def tiny_conditioned_tts_conf(
+    spks: Optional[int] = None, langs: Optional[int] = None, spk_embed_dim: Optional[int] = None
+) -> dict:
+    """Tiny ``tts_conf`` conditioned on speaker ids, language ids and/or speaker embeddings.
+
+    ESPnet's generator sums the embeddings of whichever of the three are set into one
+    global vector (``global_channels`` wide) that conditions every component.
+    """
+    conf = tiny_tts_conf()
+    conf["generator_params"].update(
+        spks=spks, langs=langs, spk_embed_dim=spk_embed_dim, global_channels=TINY_GLOBAL_CHANNELS
+    )
+    return conf
