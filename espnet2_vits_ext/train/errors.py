@@ -4,8 +4,9 @@ The entry point (:mod:`espnet2_vits_ext.bin.gan_tts_train`) prints the message o
 :class:`TrainingStopped` without a traceback and exits with its ``exit_code``.
 """
 
+import contextlib
 import re
-from typing import Optional, Sequence
+from typing import Callable, Iterator, Sequence
 
 # how espnet2_vits_ext.vits.monotonic_alignment's ValueError starts and names utterances
 _UNALIGNABLE = "monotonic alignment search cannot align"
@@ -54,24 +55,29 @@ class InvalidOptionError(TrainingStopped):
     exit_code = 2  # as argparse exits on a bad command line
 
 
-def unalignable_utterances_error(
-    error: ValueError, utt_ids: Sequence[str]
-) -> Optional[UnalignableUtteranceError]:
-    """The alignment search's error on the batch ``utt_ids``, naming its utterances.
+@contextlib.contextmanager
+def naming_unalignable_utterances(batch_ids: Callable[[], Sequence[str]]) -> Iterator[None]:
+    """Turns the alignment search's ``ValueError`` raised inside the block into an
+    :class:`UnalignableUtteranceError` naming the utterances of ``batch_ids()`` (the batch
+    being processed when it was raised); other errors pass unchanged.
 
-    The search sees only tensors, so it names batch indices; ``None`` for another error.
+    The search sees only tensors, so it names batch indices.
     """
-    message = str(error)
-    if not message.startswith(_UNALIGNABLE):
-        return None
+    try:
+        yield
+    except ValueError as error:
+        message = str(error)
+        if not message.startswith(_UNALIGNABLE):
+            raise
+        utt_ids = batch_ids()
 
-    def utterance(match: re.Match) -> str:
-        index = int(match[1])
-        return f"utterance {utt_ids[index]}" if index < len(utt_ids) else match[0]
+        def utterance(match: re.Match) -> str:
+            index = int(match[1])
+            return f"utterance {utt_ids[index]}" if index < len(utt_ids) else match[0]
 
-    return UnalignableUtteranceError(
-        f"{_BATCH_INDEX.sub(utterance, message)}. Each text token needs at least one "
-        f"feature frame; the recipe's stage 4 (local/prepare_text.py) drops utterances "
-        f"with fewer. Check the data of these (a wrong transcript, truncated audio), fix "
-        f"or remove them, and rerun (with --resume true to keep the progress so far)."
-    )
+        raise UnalignableUtteranceError(
+            f"{_BATCH_INDEX.sub(utterance, message)}. Each text token needs at least one "
+            f"feature frame; the recipe's stage 4 (local/prepare_text.py) drops utterances "
+            f"with fewer. Check the data of these (a wrong transcript, truncated audio), fix "
+            f"or remove them, and rerun (with --resume true to keep the progress so far)."
+        ) from error

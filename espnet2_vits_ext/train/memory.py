@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from espnet2_vits_ext.train.errors import TrainingOutOfMemoryError, unalignable_utterances_error
+from espnet2_vits_ext.train.errors import TrainingOutOfMemoryError, naming_unalignable_utterances
 
 _CPU_OOM_MARKERS = ("out of memory", "can't allocate memory", "not enough memory")
 
@@ -132,12 +132,8 @@ def try_largest_batches(
                 f"(longest {longest} samples)"
             )
             try:
-                _trial_step(model, to_device(batch, device), device, autocast_dtype)
-            except ValueError as error:
-                named = unalignable_utterances_error(error, utt_ids)
-                if named is None:
-                    raise
-                raise named from error
+                with naming_unalignable_utterances(lambda: utt_ids):
+                    _trial_step(model, to_device(batch, device), device, autocast_dtype)
             except (RuntimeError, MemoryError) as error:
                 if not is_out_of_memory(error):
                     raise

@@ -68,7 +68,7 @@ from espnet2_vits_ext.train.errors import (
     TrainingInterrupted,
     TrainingOutOfMemoryError,
     TrainingStopped,
-    unalignable_utterances_error,
+    naming_unalignable_utterances,
 )
 from espnet2_vits_ext.train.memory import (
     BatchLimits,
@@ -369,20 +369,14 @@ class ResilientGANTrainer(GANTrainer):
         batches = cls._epoch_batches(
             skip_batches(iterator, done), epoch, length, done, restore, reporter, valid_before
         )
-        with run.guard:
-            try:
-                all_invalid = super().train_one_epoch(
-                    model=wrap_for_precision(model, options.precision),
-                    iterator=EpochBatches(batches, length),
-                    optimizers=optimizers, schedulers=schedulers, scaler=scaler,
-                    reporter=reporter, summary_writer=summary_writer, options=options,
-                    distributed_option=distributed_option,
-                )
-            except ValueError as error:
-                named = unalignable_utterances_error(error, run.batch_ids)
-                if named is None:
-                    raise
-                raise named from error
+        with run.guard, naming_unalignable_utterances(lambda: run.batch_ids):
+            all_invalid = super().train_one_epoch(
+                model=wrap_for_precision(model, options.precision),
+                iterator=EpochBatches(batches, length),
+                optimizers=optimizers, schedulers=schedulers, scaler=scaler,
+                reporter=reporter, summary_writer=summary_writer, options=options,
+                distributed_option=distributed_option,
+            )
         run.skipped_steps = run.guard.skipped_steps
         run.amp_overflow_steps = run.guard.amp_overflow_steps
         if run.end_of_train is not None:
@@ -476,16 +470,11 @@ class ResilientGANTrainer(GANTrainer):
                 run.batch_ids = list(utt_ids)
                 yield utt_ids, batch
 
-        try:
+        with naming_unalignable_utterances(lambda: run.batch_ids):
             super().validate_one_epoch(
                 model=model, iterator=batches(), reporter=reporter, options=options,
                 distributed_option=distributed_option,
             )
-        except ValueError as error:
-            named = unalignable_utterances_error(error, run.batch_ids)
-            if named is None:
-                raise
-            raise named from error
         if options.use_tensorboard and options.validation_views and run.writes and run.example:
             cls._write_views(model, options)
 
