@@ -60,7 +60,9 @@ def check_precision(precision: str) -> None:
 
 
 def applies(decoder, c: torch.Tensor) -> bool:
-    """Whether :func:`forward` can run this call: inference on CPU with LeakyReLU."""
+    """Whether :func:`forward` can run this call: inference on CPU with LeakyReLU, in a
+    precision oneDNN runs natively (bf16 autocast on a CPU without bfloat16 units takes the
+    plain modules, which emulate it)."""
     return (
         not torch.is_grad_enabled()
         and c.device.type == "cpu"
@@ -68,6 +70,7 @@ def applies(decoder, c: torch.Tensor) -> bool:
         and decoder._slope is not None
         and decoder._slope > 0
         and torch.backends.mkldnn.is_available()
+        and (plan_dtype(decoder) == torch.float32 or bf16_supported())
     )
 
 
