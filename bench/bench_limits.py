@@ -1,15 +1,16 @@
 """The physical limit of CPU synthesis: work per second of audio over peak throughput.
 
-Counts the floating-point operations of one synthesis (``FlopCounterMode``, on ESPnet's
-VITS: the architecture's work, which ours shares; our fused oneDNN kernels are invisible
-to the counter) and measures the machine's peak on ``--threads`` threads with large matrix
+Counts the floating-point operations of one synthesis and of one training step (both GAN
+turns, forward and backward, at bench_train_step's batch) with ``FlopCounterMode``, on
+ESPnet's VITS (the architecture's work, which ours shares; our fused oneDNN kernels are
+invisible to the counter) and measures the machine's peak on ``--threads`` threads with large matrix
 products in fp32 and, where the CPU has native bfloat16, bf16: ``torch.mm`` (MKL for fp32, oneDNN for bf16) and oneDNN
 convolutions (a 1x1 one, i.e. a GEMM, and the decoder's dominant shapes) over long
 channels-last signals. The best of them is the peak; the lowest reachable real-time factor
 of a precision is
 ``GFLOP per audio second / peak GFLOP/s``.
 
-Usage: python bench/bench_limits.py [--threads 2] [--tokens 100]
+Usage: python bench/bench_limits.py [--threads 2] [--tokens 100] [--batch_size 4]
 """
 
 import argparse
@@ -66,10 +67,28 @@ def peak_gflops(dtype: torch.dtype, repeats: int = 7) -> Dict[str, float]:
     return gflops_of(timing, steps)
 
 
+def training_step_flops(model, batch_size: int) -> int:
+    """FLOPs of bench_train_step's step: discriminator turn, then generator turn, each
+    forward and backward (the optimizer updates are a few FLOPs per weight: left out)."""
+    from bench_train_step import make_batch
+
+    batch = make_batch(batch_size, "cpu")
+    model.train()
+    torch.manual_seed(4)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        for forward_generator in (False, True):
+            model(**batch, forward_generator=forward_generator)["loss"].backward()
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    return counter.get_total_flops()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=100)
+    parser.add_argument("--batch_size", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -90,6 +109,7 @@ def main() -> None:
         model.generator.decoder(latent)
     decoder = decoder_counter.get_total_flops()
     gflop_per_audio_s = total / 1e9 / audio_seconds
+    train_step_gflop = training_step_flops(model, args.batch_size) / 1e9
     peaks = {}
     for name in precisions_here():
         peaks[name] = peak_gflops(DTYPES[name])
@@ -98,6 +118,8 @@ def main() -> None:
         decoder_share=decoder / total,
         peak_gflops=peaks,
         min_rtf={name: gflop_per_audio_s / peak["best"] for name, peak in peaks.items()},
+        train_step_gflop=train_step_gflop,
+        train_batch_size=args.batch_size,
     )))
 
 

@@ -88,7 +88,8 @@ NOTES = [
     "(in place after the first step), tanh into the output conv (`espnet2_vits_ext/vits/packed_decoder.py`). "
     "The same in fp32 (default: same outputs as ESPnet to ~1e-7) and in bf16 (opt-in, on CPUs with native "
     "bfloat16: `tts_conf: inference_precision: bf16`, `FastVITS.set_inference_precision`, "
-    "`synthesize --precision bf16`, stage 7 through `local/set_inference_precision.py`).",
+    "`synthesize --precision bf16`; for `espnet2.bin.tts_inference`, a config copy written by "
+    "`local/set_inference_precision.py`).",
     "- Synthesis, found while profiling (one-off `torch.profiler` runs during development, not re-measured "
     "here): plain bf16 autocast is slow because `F.conv1d`/`F.conv2d` reorder a bf16 weight at every call "
     "(about as long as a small convolution), hence the prepacked weights; channels-last gained most on the "
@@ -242,8 +243,7 @@ def render(results: dict, machine_after: dict, command: str) -> str:
         if synthesis:
             sources.append(("in the synthesis rounds", synthesis["peak_gflops"]))
         for where, peaks in sources:
-            for precision in ("fp32", "bf16"):
-                peak = peaks[precision]
+            for precision, peak in peaks.items():  # bf16 only where the CPU has it
                 lines.append(
                     f"| {precision}, {where} | " + " | ".join(_fmt(peak[name], 0) for name in shapes)
                     + f" | {_fmt(peak['best'], 0)} | {_fmt(limits['gflop_per_audio_s'] / peak['best'])} |"
@@ -272,6 +272,12 @@ def render(results: dict, machine_after: dict, command: str) -> str:
                   f"{train['max_rel_loss_diff']:.1e} (" + ", ".join(
                       f"{name.replace('generator_', 'g_').replace('discriminator_', 'd_')} {value:.4f}"
                       for name, value in losses.items()) + ")."]
+        if limits and limits.get("train_batch_size") == train["batch_size"]:
+            peak = limits["peak_gflops"]["fp32"]["best"]
+            fastest = limits["train_step_gflop"] / peak
+            lines.append(f"- Physical limit: one step is {_fmt(limits['train_step_gflop'], 0)} GFLOP (`FlopCounterMode`, "
+                         f"both turns, forward and backward); at the fp32 peak ({_fmt(peak, 0)} GFLOP/s) it takes at "
+                         f"least {_fmt(fastest, 2)} s: ours is {_fmt(train['ours']['median_s'] / fastest, 1)}x that.")
         if unfused:
             recipe_speedup = unfused["espnet"]["median_s"] / train["ours"]["median_s"]
             lines.append(f"- Recipe against recipe (ours with fused AdamW vs ESPnet's VITS with its own "
@@ -330,10 +336,16 @@ def main() -> None:
         machine_after = machine_description()
     for name in [] if args.render_only else args.only:
         results.setdefault("commands", {})[name] = f"{command.strip()}  # {datetime.datetime.now():%Y-%m-%d %H:%M}"
+    if not args.render_only:  # the figures survive a failure of render()
+        raw = args.output.with_suffix(".raw.json")
+        raw.write_text(json.dumps(results, indent=1))
+        print(f"raw figures in {raw}", file=sys.stderr)
     text = render(results, machine_after, command.strip())
     temporary = args.output.with_suffix(".tmp")
     temporary.write_text(text)
     temporary.replace(args.output)
+    if not args.render_only:
+        raw.unlink()
     print(f"wrote {args.output}", file=sys.stderr)
 
 
