@@ -55,14 +55,8 @@ decode_dir=${2%/}
 eval_dir=${3%/}
 # shellcheck disable=SC1091
 . "${script_dir}/../path.sh"
-
-log() {
-  echo "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"
-}
-die() {
-  echo "evaluate.sh: error: $*" >&2
-  exit 1
-}
+# shellcheck disable=SC1091
+. "${script_dir}/../utils/recipe_lib.sh"
 
 [ -f "${ref_data_dir}/wav.scp" ] || die "${ref_data_dir}/wav.scp not found (stage 3 writes dump/raw/<set>)"
 [ -d "${decode_dir}/wav" ] || die "${decode_dir}/wav not found (stage 7, synthesis, writes it)"
@@ -91,10 +85,10 @@ if [ -f "${decode_dir}/durations" ]; then
 elif [ -f "${decode_dir}/durations/durations" ]; then
   durations=${decode_dir}/durations/durations
 elif [ -n "${job_durations}" ]; then
-  mkdir -p "${eval_dir}"
+  writing "${eval_dir}" mkdir -p "${eval_dir}"
   # shellcheck disable=SC2086  # one path per line, without spaces (made by the recipe)
-  cat ${job_durations} > "${eval_dir}/durations.tmp"
-  mv "${eval_dir}/durations.tmp" "${eval_dir}/durations"
+  write_to "${eval_dir}/durations.tmp" cat ${job_durations}
+  writing "${eval_dir}/durations" mv "${eval_dir}/durations.tmp" "${eval_dir}/durations"
   durations=${eval_dir}/durations
 fi
 if [ -n "${durations}" ]; then
@@ -114,7 +108,7 @@ analysis_args=(--f0_method "${f0_method}" --f0_floor "${f0_floor}" --f0_ceil "${
 # What the result depends on: a rerun with the same signature has nothing to do.
 signature="f0_method=${f0_method} f0_floor=${f0_floor} f0_ceil=${f0_ceil} report=${report}"
 signature+=" report_utterances=${report_utterances} train_log_dir=${train_log_dir} inputs=$( { cat "${inputs[@]}"; ls -l --time-style=+%s "${decode_dir}/wav"; } | md5sum | cut -d' ' -f1)"
-if [ -f "${eval_dir}/.done" ] && [ "$(cat "${eval_dir}/.done")" = "${signature}" ]; then
+if is_done "${eval_dir}" "${signature}"; then
   log "${eval_dir} is complete (${eval_dir}/.done): skipping; remove that file to evaluate again"
   exit 0
 fi
@@ -124,19 +118,19 @@ num_utts=$(grep -c . "${ref_data_dir}/wav.scp" || true)
 [ "${num_utts}" -gt 0 ] || die "${ref_data_dir}/wav.scp is empty"
 nj=$(( nj < num_utts ? nj : num_utts ))
 split_dir=${eval_dir}/split${nj}
-mkdir -p "${eval_dir}/log"
+writing "${eval_dir}/log" mkdir -p "${eval_dir}/log"
 rm -rf "${split_dir}"
-mkdir -p "${split_dir}"
-printf '%q ' "$0" "$@" > "${eval_dir}/evaluate.cmd"
-echo >> "${eval_dir}/evaluate.cmd"
+writing "${split_dir}" mkdir -p "${split_dir}"
+start_record "${eval_dir}/evaluate.cmd" "stage 8 evaluation"
+record_command "${eval_dir}/evaluate.cmd" "$0" "$@"
 
 # Contiguous pieces of wav.scp, one per job, sizes differing by at most one line.
-awk -v nj="${nj}" -v n="${num_utts}" -v dir="${split_dir}" \
+writing "${split_dir}" awk -v nj="${nj}" -v n="${num_utts}" -v dir="${split_dir}" \
   'NF { job = int(i * nj / n) + 1; print > (dir "/wav." job ".scp"); i++ }' "${ref_data_dir}/wav.scp"
 
 log "scoring ${num_utts} utterances of ${decode_dir} with ${nj} jobs (logs: ${eval_dir}/log/metrics.*.log)"
 # shellcheck disable=SC2086  # ${cmd} is a command line with options
-${cmd} JOB=1:"${nj}" "${eval_dir}/log/metrics.JOB.log" \
+writing "${split_dir}" ${cmd} JOB=1:"${nj}" "${eval_dir}/log/metrics.JOB.log" \
   python3 -m espnet2_vits_ext.bin.evaluate_tts --report false "${analysis_args[@]}" \
     --ref_wav_scp "${split_dir}/wav.JOB.scp" --gen_wav_dir "${decode_dir}/wav" \
     --output_dir "${split_dir}/JOB" \
@@ -147,11 +141,15 @@ shards=()
 for job in $(seq 1 "${nj}"); do
   shards+=("${split_dir}/${job}/metrics.tsv")
 done
-python3 -m espnet2_vits_ext.bin.evaluate_tts --report "${report}" "${analysis_args[@]}" \
-  --ref_wav_scp "${ref_data_dir}/wav.scp" --gen_wav_dir "${decode_dir}/wav" \
-  --output_dir "${eval_dir}" --metrics_from "${shards[@]}" "${extra_args[@]}" \
-  > "${eval_dir}/log/merge.log" 2>&1 \
-  || { tail -n 30 "${eval_dir}/log/merge.log" >&2; die "merging or the report failed (log: ${eval_dir}/log/merge.log)"; }
+merge() {
+  # Its log holds the error; shown on failure, for writing to find a write error in.
+  python3 -m espnet2_vits_ext.bin.evaluate_tts --report "${report}" "${analysis_args[@]}" \
+    --ref_wav_scp "${ref_data_dir}/wav.scp" --gen_wav_dir "${decode_dir}/wav" \
+    --output_dir "${eval_dir}" --metrics_from "${shards[@]}" "${extra_args[@]}" \
+    > "${eval_dir}/log/merge.log" 2>&1 \
+    || { tail -n 30 "${eval_dir}/log/merge.log" >&2; return 1; }
+}
+writing "${eval_dir}" merge || die "merging or the report failed (log: ${eval_dir}/log/merge.log)"
 rm -rf "${split_dir}"
 
 log "$(grep -o 'summary: .*' "${eval_dir}/log/merge.log" | tail -n 1)"
@@ -159,4 +157,4 @@ log "metrics: ${eval_dir}/metrics.tsv, ${eval_dir}/metrics.json"
 if ${report}; then
   log "listening report: ${eval_dir}/report/index.html"
 fi
-echo "${signature}" > "${eval_dir}/.done"
+mark_done "${eval_dir}" "${signature}"

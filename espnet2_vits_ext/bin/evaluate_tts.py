@@ -32,7 +32,7 @@ from espnet2_vits_ext.evaluation.data_files import (
     read_kaldi_map,
     read_wav_scp,
 )
-from espnet2_vits_ext.evaluation.report import ReportUtterance, write_listening_report
+from espnet2_vits_ext.evaluation.report import ReportUtterance, remove_partial_reports, write_listening_report
 from espnet2_vits_ext.evaluation.training_curves import load_training_curves
 from espnet2_vits_ext.evaluation.utterance_metrics import (
     UtteranceMetrics,
@@ -203,15 +203,19 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 f"no losses in {args.train_log_dir}/tensorboard or {args.train_log_dir}/train.log: "
                 "the report has no training curves"
             )
-    index = write_listening_report(
-        args.output_dir,
-        utterances,
-        metrics,
-        summary,
-        training_curves=curves,
-        title=args.title or f"Listening report: {args.output_dir}",
-        command=command,
-    )
+    try:
+        index = write_listening_report(
+            args.output_dir,
+            utterances,
+            metrics,
+            summary,
+            training_curves=curves,
+            title=args.title or f"Listening report: {args.output_dir}",
+            command=command,
+        )
+    except OSError:  # a full disk, say: no half-built report folder stays behind
+        remove_partial_reports(args.output_dir)
+        raise
     logging.info(f"listening report: {index} (open it in a browser)")
 
 

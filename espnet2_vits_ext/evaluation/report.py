@@ -259,6 +259,12 @@ def _utterance_section(
 
 
 @typechecked
+def remove_partial_reports(output_dir: Path) -> None:
+    """Remove the hidden folders of reports whose building failed or was killed."""
+    for partial in output_dir.glob(f".{REPORT_DIRNAME}.tmp.*"):
+        shutil.rmtree(partial, ignore_errors=True)
+
+
 def write_listening_report(
     output_dir: Union[str, Path],
     utterances: Sequence[ReportUtterance],
@@ -285,9 +291,8 @@ def write_listening_report(
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    remove_partial_reports(output_dir)
     building = output_dir / f".{REPORT_DIRNAME}.tmp.{os.getpid()}"
-    if building.exists():
-        shutil.rmtree(building)
     for sub in ("audio/reference", "audio/synthesized", "figures/spectrograms", "figures/alignments"):
         (building / sub).mkdir(parents=True)
 

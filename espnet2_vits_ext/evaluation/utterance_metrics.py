@@ -139,8 +139,12 @@ def _json_number(value: float) -> Optional[float]:
 
 def _replace_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:  # a full disk, say: the earlier file stays, the partial one goes
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 @typechecked
