@@ -108,13 +108,6 @@ Evaluation (stage 8):
 EOF
 )
 
-log() {
-  echo "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"
-}
-die() {
-  echo "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) error: $*" >&2
-  exit 1
-}
 SECONDS=0
 run_args=$(printf '%q ' "$0" "$@")
 

@@ -49,13 +49,8 @@ dump_dir=${2%/}
 # shellcheck disable=SC1091
 . "${script_dir}/../path.sh"
 
-log() {
-  echo "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"
-}
-die() {
-  echo "dump_audio.sh: error: $*" >&2
-  exit 1
-}
+# shellcheck disable=SC1091
+. "${script_dir}/../utils/recipe_lib.sh"
 
 for f in wav.scp text utt2spk; do
   [ -f "${data_dir}/${f}" ] || die "${data_dir}/${f} not found (is ${data_dir} a Kaldi data dir? stage 2 writes it)"

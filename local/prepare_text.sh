@@ -44,13 +44,8 @@ token_list=${!#}
 # shellcheck disable=SC1091
 . "${script_dir}/../path.sh"
 
-log() {
-  echo "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"
-}
-die() {
-  echo "prepare_text.sh: error: $*" >&2
-  exit 1
-}
+# shellcheck disable=SC1091
+. "${script_dir}/../utils/recipe_lib.sh"
 
 inputs=()
 for dir in "${dump_dirs[@]}"; do
