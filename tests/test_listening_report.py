@@ -281,14 +281,14 @@ def test_evaluate_sh_full_disk_leaves_no_report_and_rerun_finishes(mini_set, tmp
     # Stage 8 under a 20 kB file size limit (a full disk, see test_write_failures): the scores
     # are written, the report's audio copies are not. One line names the folder and the error;
     # no .done, no report, nothing half-built; the same command without the limit finishes.
-    from test_write_failures import assert_clear_failure, run
+    from test_write_failures import assert_clear_failure, hidden, run
 
     eval_dir = tmp_path / "eval_test"
     command = [REPO / "local/evaluate.sh", "--nj", "1", mini_set["data_dir"], mini_set["decode_dir"], eval_dir]
     failed = run(command, cwd=REPO, limit=20_000)
     assert_clear_failure(failed, str(eval_dir), "File too large")
     assert not (eval_dir / ".done").exists() and not (eval_dir / "report").exists()
-    assert [p.name for p in eval_dir.iterdir() if p.name.startswith(".")] == []
+    assert hidden(eval_dir) == []
     rerun = run(command, cwd=REPO)
     assert rerun.returncode == 0, rerun.stderr
     assert (eval_dir / ".done").is_file() and (eval_dir / "report/index.html").is_file()
