@@ -1,12 +1,12 @@
 # Sourced by run.sh and every script in local/: the environment of this recipe.
-# Activates the bundled virtual environment (local/setup_env.sh creates it), unless
+# Activates the bundled virtual environment (tools/setup_env.sh creates it), unless
 # VITS_EXT_USE_CURRENT_ENV=true says to use the Python environment already active
 # (an existing ESPnet installation with `pip install -e .` of this repository).
 MAIN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export MAIN_ROOT
 if [ "${VITS_EXT_USE_CURRENT_ENV:-false}" != true ]; then
   if [ ! -f "${MAIN_ROOT}/.venv/bin/activate" ]; then
-    echo "path.sh: no environment in ${MAIN_ROOT}/.venv: run local/setup_env.sh first" >&2
+    echo "path.sh: no environment in ${MAIN_ROOT}/.venv: run tools/setup_env.sh first" >&2
     return 1 2>/dev/null || exit 1
   fi
   # shellcheck disable=SC1091

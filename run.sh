@@ -123,7 +123,7 @@ if [ $# -ne 0 ]; then
 fi
 
 # The environment first: the installer is idempotent (well under a second once done).
-local/setup_env.sh
+tools/setup_env.sh
 # shellcheck disable=SC1091
 . ./path.sh
 # shellcheck disable=SC1091

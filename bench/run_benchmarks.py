@@ -85,7 +85,7 @@ NOTES = [
     "- Synthesis, done: the decoder (97% of the FLOPs) runs, at inference on CPU, on oneDNN kernels "
     "with weights folded (weight norm) and prepacked once, the signal kept channels-last as (B, C, 1, T), "
     "LeakyReLU fused into the first conv of each residual step, the residual sum into the second "
-    "(in place after the first step), tanh into the output conv (`espnet2_vits_ext/vits/packed_decoder.py`). "
+    "(in place after the first step), tanh into the output conv (`espnet2_vits_ext/acceleration/packed_decoder.py`). "
     "The same in fp32 (default: same outputs as ESPnet to ~1e-7) and in bf16 (opt-in, on CPUs with native "
     "bfloat16: `tts_conf: inference_precision: bf16`, `FastVITS.set_inference_precision`, "
     "`synthesize --precision bf16`; for `espnet2.bin.tts_inference`, a config copy written by "

@@ -12,13 +12,14 @@ import itertools
 import pytest
 import torch
 from conftest import TINY_DISCRIMINATOR_PARAMS, TINY_MEL_LOSS_PARAMS
-from espnet_parity import signature_defaults
+from helpers.espnet_parity import signature_defaults
 from espnet2.gan_tts.hifigan import loss as espnet_loss
 from espnet2.gan_tts.vits import loss as espnet_vits_loss
 from espnet2.gan_tts.vits import vits as espnet_vits
 
-from espnet2_vits_ext.vits import adversarial_losses, espnet_defaults, kl_loss, mel_loss
-from espnet2_vits_ext.vits.discriminators import AVAILABLE_DISCRIMINATORS
+from espnet2_vits_ext.vits import espnet_defaults
+from espnet2_vits_ext.vits.losses import adversarial as adversarial_losses, kl as kl_loss, mel as mel_loss
+from espnet2_vits_ext.vits.discriminators.multi_scale_multi_period import AVAILABLE_DISCRIMINATORS
 
 VITS_DEFAULTS = signature_defaults(espnet_vits.VITS)
 MSMPD = "hifigan_multi_scale_multi_period_discriminator"

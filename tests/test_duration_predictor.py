@@ -14,12 +14,12 @@ from espnet2.gan_tts.vits import duration_predictor as espnet_duration_predictor
 from espnet2.gan_tts.vits import flow as espnet_flow
 from espnet2.gan_tts.vits import vits as espnet_vits
 from espnet2.gan_tts.vits.transform import piecewise_rational_quadratic_transform
-from espnet_parity import signature_defaults
+from helpers.espnet_parity import signature_defaults
 
-from espnet2_vits_ext.vits.dilated_depth_separable_conv import DilatedDepthSeparableConv
-from espnet2_vits_ext.vits.duration_flows import ConvFlow, ElementwiseAffineFlow, FlipFlow, LogFlow
+from espnet2_vits_ext.layers.dilated_depth_separable_conv import DilatedDepthSeparableConv
+from espnet2_vits_ext.layers.duration_flows import ConvFlow, ElementwiseAffineFlow, FlipFlow, LogFlow
 from espnet2_vits_ext.vits.duration_predictor import StochasticDurationPredictor
-from espnet2_vits_ext.vits.rational_quadratic_spline import rational_quadratic_spline
+from espnet2_vits_ext.layers.rational_quadratic_spline import rational_quadratic_spline
 
 
 def predictor_kwargs(p: dict) -> dict:

@@ -51,7 +51,7 @@ def test_package_import_is_quiet_and_does_not_load_torch():
 # g2p_en would call without the hook) and the hook's stand-in.
 NLTK_WITHOUT_DATA = """
 import json, os, nltk
-import espnet2_vits_ext.autoregister as hook
+import espnet2_vits_ext.registration.import_hook as hook
 nltk.data.path[:] = [os.environ["NLTK_DATA"]]
 downloads = {"nltk": [], "stand_in": []}
 real_download, stand_in = nltk.download, hook._NoNetworkNltkDownload.__call__
@@ -93,7 +93,7 @@ def test_package_import_under_path_sh_prints_nothing():
 
 
 def test_chromium_installer_stops_loudly_for_a_user_without_chromium(tmp_path):
-    # local/run_tests.sh runs it before pytest: without Chromium and without root it must stop
+    # tools/run_tests.sh runs it before pytest: without Chromium and without root it must stop
     # with the install command. A PATH with bash and an `id` that answers uid 1000, no browser.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -101,7 +101,7 @@ def test_chromium_installer_stops_loudly_for_a_user_without_chromium(tmp_path):
     (bin_dir / "id").write_text("#!/bin/sh\necho 1000\n")
     (bin_dir / "id").chmod(0o755)
     result = subprocess.run(
-        [shutil.which("bash"), "local/install_chromium.sh"], cwd=REPO, capture_output=True, text=True,
+        [shutil.which("bash"), "tools/install_chromium.sh"], cwd=REPO, capture_output=True, text=True,
         env={"PATH": str(bin_dir), "CHROMIUM_BINARY": ""}, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1 and result.stdout == ""
@@ -114,7 +114,7 @@ def test_installer_without_python311_stops_loudly_for_a_user(tmp_path):
     # must stop with the apt command (as root it would run it). PATH: bash, dirname, an `id`
     # that answers uid 1000, and no python at all.
     checkout = tmp_path / "checkout"
-    for script in ("local/setup_env.sh", "utils/apt_install.sh"):
+    for script in ("tools/setup_env.sh", "utils/apt_install.sh"):
         (checkout / script).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / script, checkout / script)
     bin_dir = tmp_path / "bin"
@@ -124,7 +124,7 @@ def test_installer_without_python311_stops_loudly_for_a_user(tmp_path):
     (bin_dir / "id").write_text("#!/bin/sh\necho 1000\n")
     (bin_dir / "id").chmod(0o755)
     result = subprocess.run(
-        [shutil.which("bash"), "local/setup_env.sh"], cwd=checkout, capture_output=True, text=True,
+        [shutil.which("bash"), "tools/setup_env.sh"], cwd=checkout, capture_output=True, text=True,
         env={"PATH": str(bin_dir)}, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1 and result.stdout == ""
@@ -180,7 +180,7 @@ def test_wheel_carries_the_registration_pth(tmp_path):
 
 def test_environment_installer_is_idempotent():
     result = subprocess.run(
-        ["bash", "local/setup_env.sh", "--with-tests"], cwd=REPO, capture_output=True, text=True
+        ["bash", "tools/setup_env.sh", "--with-tests"], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""  # nothing to do the second time

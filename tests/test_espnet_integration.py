@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from espnet2_vits_ext.vits.fast_vits import FastVITS
-from tiny_training import TOKENS, train_args, write_tiny_config, write_tiny_corpus
+from helpers.tiny_training import TOKENS, train_args, write_tiny_config, write_tiny_corpus
 
 def _run(args, cwd: Path) -> str:
     environment = dict(os.environ, OMP_NUM_THREADS="1")

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from synthetic_speech import SAMPLING_RATE, VOWELS, vowel_sequence, white_noise
+from helpers.synthetic_speech import SAMPLING_RATE, VOWELS, vowel_sequence, white_noise
 
 from espnet2_vits_ext.evaluation.acoustic_features import AnalysisConfig
 from espnet2_vits_ext.evaluation.alignment_plot import durations_to_path

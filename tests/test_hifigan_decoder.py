@@ -14,8 +14,8 @@ from conftest import TINY_GENERATOR_PARAMS
 from espnet2.gan_tts.hifigan import HiFiGANGenerator as EspnetDecoder
 from espnet2.gan_tts.vits.vits import VITS as EspnetVITS
 
-from espnet2_vits_ext.vits.hifigan_decoder import HiFiGANGenerator
-from espnet2_vits_ext.vits.hifigan_residual_block import ResidualBlock
+from espnet2_vits_ext.vits.decoder import HiFiGANGenerator
+from espnet2_vits_ext.layers.hifigan_residual_block import ResidualBlock
 
 
 def decoder_kwargs(gen: dict) -> dict:

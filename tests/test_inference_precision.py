@@ -25,7 +25,7 @@ from espnet2_vits_ext.bin.synthesize import main as synthesize_main
 from espnet2_vits_ext.evaluation.acoustic_features import AnalysisConfig, extract_world_features
 from espnet2_vits_ext.evaluation.mel_cepstral_distortion import frame_distortions_db
 from espnet2_vits_ext.vits.fast_vits import FastVITS
-from espnet2_vits_ext.vits.packed_decoder import bf16_supported
+from espnet2_vits_ext.acceleration.packed_decoder import bf16_supported
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLING_RATE = 16000

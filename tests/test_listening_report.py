@@ -2,7 +2,7 @@
 
 The mini run's own report is opened in headless Chromium by tests/test_recipe_end_to_end.py;
 here the check is shown to catch what it is for: a file that does not load, console output and
-uncaught exceptions. Chromium comes from local/install_chromium.sh (installs Debian's chromium
+uncaught exceptions. Chromium comes from tools/install_chromium.sh (installs Debian's chromium
 when run as root).
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from synthetic_speech import SAMPLING_RATE, VOWELS, vowel_sequence
+from helpers.synthetic_speech import SAMPLING_RATE, VOWELS, vowel_sequence
 
 from espnet2_vits_ext.bin.evaluate_tts import main as evaluate_tts
-from espnet2_vits_ext.evaluation.browser_check import check_report_in_browser
+from helpers.browser_check import check_report_in_browser
 from espnet2_vits_ext.evaluation.training_curves import (
     load_training_curves,
     parse_train_log,
@@ -97,11 +97,11 @@ def mini_set(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    """Path of Chromium, installed by local/install_chromium.sh if missing (as root)."""
+    """Path of Chromium, installed by tools/install_chromium.sh if missing (as root)."""
     result = subprocess.run(
-        [str(REPO / "local/install_chromium.sh")], capture_output=True, text=True, check=False
+        [str(REPO / "tools/install_chromium.sh")], capture_output=True, text=True, check=False
     )
-    assert result.returncode == 0, f"local/install_chromium.sh failed:\n{result.stderr}"
+    assert result.returncode == 0, f"tools/install_chromium.sh failed:\n{result.stderr}"
     return result.stdout.strip().splitlines()[-1]
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import TINY_AUX_CHANNELS, TINY_GENERATOR_PARAMS
-from espnet_parity import (
+from helpers.espnet_parity import (
     as_tuple,
     assert_close_all,
     assert_same_grads,
@@ -14,12 +14,12 @@ from espnet_parity import (
 )
 
 from espnet2_vits_ext.vits.posterior_encoder import PosteriorEncoder
-from espnet2_vits_ext.vits.residual_coupling import (
+from espnet2_vits_ext.vits.flow import (
     FlipFlow,
     ResidualAffineCouplingBlock,
     ResidualAffineCouplingLayer,
 )
-from espnet2_vits_ext.vits.wavenet import WaveNet
+from espnet2_vits_ext.layers.wavenet import WaveNet
 
 espnet_posterior = pytest.importorskip("espnet2.gan_tts.vits.posterior_encoder")
 espnet_coupling = pytest.importorskip("espnet2.gan_tts.vits.residual_coupling")

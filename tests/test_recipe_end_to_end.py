@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from espnet2_vits_ext.evaluation.browser_check import check_report_in_browser
+from helpers.browser_check import check_report_in_browser
 from espnet2_vits_ext.evaluation.utterance_metrics import read_metrics_tsv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,8 +95,8 @@ def test_mini_recipe_stages_1_to_8(tmp_path, monkeypatch):
     assert [row.utt_id for row in read_metrics_tsv(eval_dir / "metrics.tsv")] == test_keys
     # The report opened in a real browser: each utterance's recording and synthesis play, with
     # the length of the file it points to, and the page writes nothing to the console.
-    chromium = subprocess.run(["local/install_chromium.sh"], cwd=ROOT, capture_output=True, text=True)
-    assert chromium.returncode == 0, f"local/install_chromium.sh failed:\n{chromium.stderr}"
+    chromium = subprocess.run(["tools/install_chromium.sh"], cwd=ROOT, capture_output=True, text=True)
+    assert chromium.returncode == 0, f"tools/install_chromium.sh failed:\n{chromium.stderr}"
     monkeypatch.setenv("CHROMIUM_BINARY", chromium.stdout.strip().splitlines()[-1])
     report = eval_dir / "report" / "index.html"
     screenshot = tmp_path / "listening_report.png"

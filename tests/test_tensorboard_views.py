@@ -14,7 +14,7 @@ from espnet2_vits_ext.train.checkpoint import RESUME_KEY, CheckpointStore
 from espnet2_vits_ext.train.errors import InvalidOptionError
 from espnet2_vits_ext.train.precision import BFloat16Autocast, resolve_precision
 from espnet2_vits_ext.train.tensorboard_views import TAG
-from tiny_training import (
+from helpers.tiny_training import (
     SAMPLING_RATE,
     FaultPlan,
     faulty_vits_class,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import TINY_GENERATOR_PARAMS
-from espnet_parity import (
+from helpers.espnet_parity import (
     assert_close_all,
     assert_same_grads,
     assert_same_layout_and_load_both_ways,
@@ -16,7 +16,7 @@ from espnet_parity import (
     weighted_sum,
 )
 
-from espnet2_vits_ext.vits import relative_attention
+from espnet2_vits_ext.layers import relative_attention
 from espnet2_vits_ext.vits.text_encoder import TextEncoder
 
 espnet_text_encoder = pytest.importorskip("espnet2.gan_tts.vits.text_encoder")
@@ -274,7 +274,7 @@ def test_our_modules_import_and_run_without_espnet():
         "import sys, torch\n"
         "from espnet2_vits_ext.vits.text_encoder import TextEncoder\n"
         "from espnet2_vits_ext.vits.posterior_encoder import PosteriorEncoder\n"
-        "from espnet2_vits_ext.vits.residual_coupling import ResidualAffineCouplingBlock\n"
+        "from espnet2_vits_ext.vits.flow import ResidualAffineCouplingBlock\n"
         "x, m, logs, mask = TextEncoder(9, 8, linear_units=16, blocks=1)(torch.randint(0, 9, (2, 5)), torch.tensor([5, 2]))\n"
         "z, _, _, y_mask = PosteriorEncoder(5, 8, 8, layers=2)(torch.randn(2, 5, 7), torch.tensor([7, 3]))\n"
         "ResidualAffineCouplingBlock(8, 8, flows=1, layers=1)(z, y_mask)\n"

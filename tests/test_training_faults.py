@@ -29,7 +29,7 @@ from espnet2_vits_ext.train import checkpoint as ckpt
 from espnet2_vits_ext.train.checkpoint import RESUME_KEY, CheckpointStore, Position
 from espnet2_vits_ext.train.memory import is_out_of_memory
 from espnet2_vits_ext.train.nonfinite import AMP_OVERFLOW_STAT, SKIPPED_STAT, NonFiniteGuard
-from tiny_training import (
+from helpers.tiny_training import (
     SAMPLING_RATE,
     FaultPlan,
     faulty_vits_class,

@@ -183,7 +183,7 @@ def test_stage2_data_dirs_full_disk(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_dumps(tmp_path_factory):
     """Dump dirs train/ and val/ of the tiny corpus, its config and token list, and a root to run in."""
-    from tiny_training import write_tiny_config, write_tiny_corpus
+    from helpers.tiny_training import write_tiny_config, write_tiny_corpus
 
     root = tmp_path_factory.mktemp("shell_stages")
     corpus = write_tiny_corpus(root / "corpus", utterances=4)
@@ -227,7 +227,7 @@ def test_stage5_collect_stats_full_disk(tiny_dumps):
 @pytest.fixture(scope="module")
 def tiny_model(tiny_dumps):
     """A tiny FastVITS trained for one iteration: its experiment directory and model file."""
-    from tiny_training import train_args
+    from helpers.tiny_training import train_args
     from espnet2_vits_ext.bin.gan_tts_train import main
 
     root, config, corpus = tiny_dumps

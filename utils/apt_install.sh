@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install Debian packages that pip cannot provide: with apt-get when running as root,
 # otherwise stop with the exact command for the user to run. Used by the environment
-# installer (python3.11 when missing) and local/install_chromium.sh.
+# installer (python3.11 when missing) and tools/install_chromium.sh.
 #
 # Usage: utils/apt_install.sh WHY PACKAGE...
 #   WHY is printed in the messages, e.g. "Python 3.11 is missing".

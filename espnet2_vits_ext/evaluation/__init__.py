@@ -9,5 +9,4 @@ One topic per module:
 * ``utterance_metrics``: all metrics of one utterance pair, averages, metrics.json/metrics.tsv.
 * ``spectrogram``, ``alignment_plot``, ``training_curves``: the figures.
 * ``report``: the self-contained HTML listening report.
-* ``browser_check``: opens a report in headless Chromium and checks every player loads.
 """

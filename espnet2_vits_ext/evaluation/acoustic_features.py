@@ -10,7 +10,7 @@ try:
     import pysptk
 except ImportError as error:  # an environment made before the evaluation pins
     raise ImportError(
-        "the evaluation needs pysptk: rerun local/setup_env.sh, or pip install pysptk==1.0.1"
+        "the evaluation needs pysptk: rerun tools/setup_env.sh, or pip install pysptk==1.0.1"
     ) from error
 
 F0_METHODS = ("harvest", "dio")

@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from typeguard import typechecked
 
-from espnet2_vits_ext.vits.dilated_depth_separable_conv import DilatedDepthSeparableConv
-from espnet2_vits_ext.vits.duration_flows import ConvFlow, ElementwiseAffineFlow, FlipFlow, LogFlow
+from espnet2_vits_ext.layers.dilated_depth_separable_conv import DilatedDepthSeparableConv
+from espnet2_vits_ext.layers.duration_flows import ConvFlow, ElementwiseAffineFlow, FlipFlow, LogFlow
 
 LOG_2PI = math.log(2 * math.pi)
 

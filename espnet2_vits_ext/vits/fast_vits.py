@@ -21,7 +21,7 @@ from typeguard import typechecked
 
 from espnet2.gan_tts.abs_gan_tts import AbsGANTTS
 from espnet2.torch_utils.device_funcs import force_gatherable
-from espnet2_vits_ext.vits.adversarial_losses import (
+from espnet2_vits_ext.vits.losses.adversarial import (
     DiscriminatorAdversarialLoss,
     FeatureMatchLoss,
     GeneratorAdversarialLoss,
@@ -33,18 +33,18 @@ from espnet2_vits_ext.vits.espnet_defaults import (
     DEFAULT_GENERATOR_PARAMS,
     DEFAULT_MEL_LOSS_PARAMS,
 )
-from espnet2_vits_ext.vits.discriminators import (
+from espnet2_vits_ext.vits.discriminators.multi_scale_multi_period import (
     HiFiGANMultiPeriodDiscriminator,
     HiFiGANMultiScaleDiscriminator,
     HiFiGANMultiScaleMultiPeriodDiscriminator,
 )
 from espnet2_vits_ext.vits.generator import GeneratorOutput, VITSGenerator
-from espnet2_vits_ext.vits.kl_loss import KLDivergenceLoss
-from espnet2_vits_ext.vits import packed_decoder
-from espnet2_vits_ext.vits.mel_loss import MelSpectrogramLoss
-from espnet2_vits_ext.vits.period_discriminator import HiFiGANPeriodDiscriminator
-from espnet2_vits_ext.vits.scale_discriminator import HiFiGANScaleDiscriminator
-from espnet2_vits_ext.vits.segments import slice_segments
+from espnet2_vits_ext.vits.losses.kl import KLDivergenceLoss
+from espnet2_vits_ext.acceleration import packed_decoder
+from espnet2_vits_ext.vits.losses.mel import MelSpectrogramLoss
+from espnet2_vits_ext.vits.discriminators.period import HiFiGANPeriodDiscriminator
+from espnet2_vits_ext.vits.discriminators.scale import HiFiGANScaleDiscriminator
+from espnet2_vits_ext.layers.segments import slice_segments
 
 GENERATORS = {"vits_generator": VITSGenerator}
 DISCRIMINATORS = {

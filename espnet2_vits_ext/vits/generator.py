@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from espnet2_vits_ext.vits.duration_predictor import StochasticDurationPredictor
-from espnet2_vits_ext.vits.hifigan_decoder import HiFiGANGenerator
-from espnet2_vits_ext.vits.masking import non_pad_mask
+from espnet2_vits_ext.vits.decoder import HiFiGANGenerator
+from espnet2_vits_ext.layers.masking import non_pad_mask
 from espnet2_vits_ext.vits.monotonic_alignment import (
     alignment_log_likelihood,
     durations_to_path,
@@ -27,8 +27,8 @@ from espnet2_vits_ext.vits.monotonic_alignment import (
     search_durations,
 )
 from espnet2_vits_ext.vits.posterior_encoder import PosteriorEncoder
-from espnet2_vits_ext.vits.residual_coupling import ResidualAffineCouplingBlock
-from espnet2_vits_ext.vits.segments import random_segment_starts, slice_segments
+from espnet2_vits_ext.vits.flow import ResidualAffineCouplingBlock
+from espnet2_vits_ext.layers.segments import random_segment_starts, slice_segments
 from espnet2_vits_ext.vits.text_encoder import TextEncoder
 
 

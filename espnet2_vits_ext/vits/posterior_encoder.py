@@ -14,8 +14,8 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from espnet2_vits_ext.vits.masking import non_pad_mask
-from espnet2_vits_ext.vits.wavenet import Conv1d, vits_wavenet
+from espnet2_vits_ext.layers.masking import non_pad_mask
+from espnet2_vits_ext.layers.wavenet import Conv1d, vits_wavenet
 
 
 class PosteriorEncoder(nn.Module):

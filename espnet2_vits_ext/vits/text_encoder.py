@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from espnet2_vits_ext.vits.conformer import Conformer
-from espnet2_vits_ext.vits.masking import non_pad_mask
+from espnet2_vits_ext.layers.conformer import Conformer
+from espnet2_vits_ext.layers.masking import non_pad_mask
 
 
 class TextEncoder(nn.Module):

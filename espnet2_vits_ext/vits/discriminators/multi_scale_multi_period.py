@@ -22,8 +22,8 @@ from espnet2_vits_ext.vits.espnet_defaults import (
     HIFIGAN_SCALE_DISCRIMINATOR_PARAMS,
     HIFIGAN_SCALE_DOWNSAMPLE_POOLING_PARAMS,
 )
-from espnet2_vits_ext.vits.period_discriminator import HiFiGANPeriodDiscriminator
-from espnet2_vits_ext.vits.scale_discriminator import HiFiGANScaleDiscriminator
+from espnet2_vits_ext.vits.discriminators.period import HiFiGANPeriodDiscriminator
+from espnet2_vits_ext.vits.discriminators.scale import HiFiGANScaleDiscriminator
 
 
 class HiFiGANMultiPeriodDiscriminator(torch.nn.Module):

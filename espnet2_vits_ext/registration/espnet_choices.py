@@ -1,4 +1,4 @@
-"""Registration of :class:`FastVITS` into ESPnet2 (called by :mod:`.autoregister`).
+"""Registration of :class:`FastVITS` into ESPnet2 (called by :mod:`.import_hook`).
 
 Two things make ESPnet treat our model as its own:
 

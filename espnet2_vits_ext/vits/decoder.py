@@ -25,7 +25,7 @@ one by one: it takes all effective weights at once and runs one functional loop
 * in-place activations and residual sums on fresh conv outputs (autograd-safe, so the
   training path is the same code and keeps less memory).
 
-On CPU with autograd off, ``forward`` hands over to :mod:`.packed_decoder` (the same
+On CPU with autograd off, ``forward`` hands over to :mod:`espnet2_vits_ext.acceleration.packed_decoder` (the same
 folded weights, prepacked for oneDNN, channels-last, fused activations and residual sums;
 bfloat16 when ``inference_precision == "bf16"`` or under CPU bf16 autocast).
 """
@@ -36,15 +36,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from espnet2_vits_ext.vits.conv_norm import (
+from espnet2_vits_ext.layers.conv_norm import (
     apply_weight_norm,
     effective_weight,
     leaky_slope,
     make_activation,
     remove_weight_norm,
 )
-from espnet2_vits_ext.vits import packed_decoder
-from espnet2_vits_ext.vits.hifigan_residual_block import ResidualBlock
+from espnet2_vits_ext.acceleration import packed_decoder
+from espnet2_vits_ext.layers.hifigan_residual_block import ResidualBlock
 
 _OUTPUT_SLOPE = 0.01  # the output LeakyReLU uses torch's default slope, as HiFi-GAN does
 

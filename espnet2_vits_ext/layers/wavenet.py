@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from espnet2_vits_ext.vits.conv_norm import apply_weight_norm, remove_weight_norm
+from espnet2_vits_ext.layers.conv_norm import apply_weight_norm, remove_weight_norm
 
 
 class Conv1d(nn.Conv1d):

@@ -19,8 +19,8 @@ from typing import Optional, Tuple
 
 import torch
 
-from espnet2_vits_ext.vits.dilated_depth_separable_conv import DilatedDepthSeparableConv
-from espnet2_vits_ext.vits.rational_quadratic_spline import rational_quadratic_spline
+from espnet2_vits_ext.layers.dilated_depth_separable_conv import DilatedDepthSeparableConv
+from espnet2_vits_ext.layers.rational_quadratic_spline import rational_quadratic_spline
 
 FlowOutput = Tuple[torch.Tensor, Optional[torch.Tensor]]
 

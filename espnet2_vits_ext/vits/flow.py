@@ -15,7 +15,7 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import nn
 
-from espnet2_vits_ext.vits.wavenet import vits_wavenet
+from espnet2_vits_ext.layers.wavenet import vits_wavenet
 
 
 class FlipFlow(nn.Module):

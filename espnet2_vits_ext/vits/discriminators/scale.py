@@ -17,7 +17,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from espnet2_vits_ext.vits.conv_norm import (
+from espnet2_vits_ext.layers.conv_norm import (
     apply_spectral_norm,
     apply_weight_norm,
     drop_keys,

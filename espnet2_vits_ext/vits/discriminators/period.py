@@ -17,7 +17,7 @@ from typing import Any, Dict, List
 import torch
 import torch.nn.functional as F
 
-from espnet2_vits_ext.vits.conv_norm import apply_spectral_norm, apply_weight_norm, make_activation
+from espnet2_vits_ext.layers.conv_norm import apply_spectral_norm, apply_weight_norm, make_activation
 
 
 class HiFiGANPeriodDiscriminator(torch.nn.Module):

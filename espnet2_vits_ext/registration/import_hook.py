@@ -32,13 +32,13 @@ NLTK_DOWNLOAD_VARIABLE = "ESPNET2_VITS_EXT_NLTK_DOWNLOAD"
 
 
 def _register_choices(task_module) -> None:
-    from espnet2_vits_ext.registration import register_tts_choice
+    from espnet2_vits_ext.registration.espnet_choices import register_tts_choice
 
     register_tts_choice(task_module)
 
 
 def _register_virtual_subclass(vits_package) -> None:
-    from espnet2_vits_ext.registration import register_as_espnet_vits
+    from espnet2_vits_ext.registration.espnet_choices import register_as_espnet_vits
 
     register_as_espnet_vits(vits_package)
 

@@ -15,8 +15,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from espnet2_vits_ext.vits.feed_forward import ConvolutionModule, build_positionwise, get_activation
-from espnet2_vits_ext.vits.relative_attention import build_positional_encoding, build_self_attention
+from espnet2_vits_ext.layers.feed_forward import ConvolutionModule, build_positionwise, get_activation
+from espnet2_vits_ext.layers.relative_attention import build_positional_encoding, build_self_attention
 
 # Which attention each positional encoding works with (ESPnet asserts the same pairs).
 _ATTENTION_FOR_POSITIONS = {

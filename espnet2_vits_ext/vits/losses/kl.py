@@ -16,7 +16,7 @@ Same call signature as ESPnet's ``espnet2.gan_tts.vits.loss.KLDivergenceLoss`` (
 
 import torch
 
-from espnet2_vits_ext.vits.fp32 import autocast_off, fp32
+from espnet2_vits_ext.vits.losses.fp32 import autocast_off, fp32
 
 
 class KLDivergenceLoss(torch.nn.Module):

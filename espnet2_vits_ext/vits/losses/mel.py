@@ -18,7 +18,7 @@ import librosa
 import torch
 import torch.nn.functional as F
 
-from espnet2_vits_ext.vits.fp32 import autocast_off, fp32
+from espnet2_vits_ext.vits.losses.fp32 import autocast_off, fp32
 
 
 class LogMel(torch.nn.Module):

@@ -20,7 +20,7 @@ from typing import List, Tuple, Union
 import torch
 import torch.nn.functional as F
 
-from espnet2_vits_ext.vits.fp32 import autocast_off, fp32
+from espnet2_vits_ext.vits.losses.fp32 import autocast_off, fp32
 
 Outputs = Union[List[List[torch.Tensor]], List[torch.Tensor], torch.Tensor]
 

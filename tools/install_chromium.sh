@@ -7,7 +7,7 @@
 # Debian's `chromium` package with apt-get. Missing and not root: stops with the exact
 # command to run.
 #
-# Usage: local/install_chromium.sh
+# Usage: tools/install_chromium.sh
 set -euo pipefail
 
 if [ $# -gt 0 ]; then

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # README command 2: set up the environment (if needed) and run the whole test suite.
 # Offline; about 10 minutes on 2 CPU cores. Extra arguments go to pytest
-# (e.g. local/run_tests.sh -k alignment).
+# (e.g. tools/run_tests.sh -k alignment).
 #
-# Usage: local/run_tests.sh [pytest arguments]
+# Usage: tools/run_tests.sh [pytest arguments]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "${root}"
-local/setup_env.sh --with-tests
+tools/setup_env.sh --with-tests
 # The listening-report test opens the report in Debian's chromium (installed when root).
-local/install_chromium.sh >/dev/null
+tools/install_chromium.sh >/dev/null
 # shellcheck disable=SC1091
 . ./path.sh
 exec python -m pytest -c tests/pytest.ini --rootdir "${root}" tests "$@"

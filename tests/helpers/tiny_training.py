@@ -20,7 +20,7 @@ import soundfile
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from conftest import tiny_tts_conf  # noqa: E402
 
 from espnet2_vits_ext.vits.fast_vits import FastVITS  # noqa: E402

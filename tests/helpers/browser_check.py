@@ -6,7 +6,7 @@ has by then written ``data-media-state`` on every ``<audio>`` and ``<img>``. Con
 and uncaught exceptions come from Chromium's log (``--enable-logging=stderr --v=0``), which
 gives every console level as INFO: ``console.log`` counts as much as ``console.error`` (the
 report writes nothing to the console).
-Chromium comes from ``local/install_chromium.sh``.
+Chromium comes from ``tools/install_chromium.sh``.
 """
 
 import os
@@ -109,7 +109,7 @@ def find_chromium() -> str:
         if candidate and shutil.which(candidate):
             return shutil.which(candidate)
     raise FileNotFoundError(
-        "no Chromium found: run local/install_chromium.sh (as root it installs Debian's "
+        "no Chromium found: run tools/install_chromium.sh (as root it installs Debian's "
         "chromium package) or set CHROMIUM_BINARY=/path/to/chromium"
     )
 

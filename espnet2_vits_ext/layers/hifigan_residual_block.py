@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 import torch
 import torch.nn.functional as F
 
-from espnet2_vits_ext.vits.conv_norm import leaky_slope, make_activation
+from espnet2_vits_ext.layers.conv_norm import leaky_slope, make_activation
 
 
 class DilatedLayerSpec(NamedTuple):

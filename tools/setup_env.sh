@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or check) the project's environment: a virtual environment in .venv/ with this
 # package installed in editable mode and every dependency pinned (setup.py pins the direct
-# ones, local/constraints.txt the whole tree). Idempotent: a stamp file records what was
+# ones, tools/constraints.txt the whole tree). Idempotent: a stamp file records what was
 # installed, so a second run returns in well under a second.
 #
 # Python: 3.11, because ESPnet 202511 (the newest release for 3.11, verified with
@@ -9,7 +9,7 @@
 # to choose the interpreter; set VITS_EXT_USE_CURRENT_ENV=true to install into the active
 # environment (an existing ESPnet installation) instead of creating .venv/.
 #
-# Usage: local/setup_env.sh [--with-tests]
+# Usage: tools/setup_env.sh [--with-tests]
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,7 +60,7 @@ fi
 extras=""
 ${with_tests} && extras="[test]"
 # The stamp names everything that decides the install; any change re-runs pip.
-stamp_key=$(cat "${root}/setup.py" "${root}/local/constraints.txt" | sha256sum | cut -c1-16)
+stamp_key=$(cat "${root}/setup.py" "${root}/tools/constraints.txt" | sha256sum | cut -c1-16)
 stamp=${venv}/.espnet2_vits_ext.${stamp_key}${extras:+.test}
 if [ -f "${stamp}" ]; then
   exit 0
@@ -68,7 +68,7 @@ fi
 
 echo "$0: installing espnet2_vits_ext${extras} and its pinned dependencies into ${venv} (about 2-3 minutes, 5.5 GB)"
 "${python}" -m pip install --quiet --disable-pip-version-check \
-  -c "${root}/local/constraints.txt" -e "${root}${extras}"
+  -c "${root}/tools/constraints.txt" -e "${root}${extras}"
 
 # An editable install does not run build_py, so place the registration .pth by hand.
 site_packages=$("${python}" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
