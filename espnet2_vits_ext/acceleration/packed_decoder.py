@@ -26,6 +26,8 @@ from typing import List, NamedTuple, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from espnet2_vits_ext.acceleration import weight_norm_folding
+
 _CHANNELS_LAST = torch.channels_last
 
 
@@ -160,7 +162,7 @@ def _conv_add(x: torch.Tensor, residual: torch.Tensor, conv: _Conv, in_place: bo
 def _plan(decoder, c: torch.Tensor, dtype: torch.dtype) -> DecoderPlan:
     """The decoder's cached plan for ``dtype``, rebuilt when its folded weights are."""
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-        folded = decoder._weights(c)  # cached by the decoder; a new list when weights change
+        folded = weight_norm_folding.folded_weights(decoder, c)  # a new list when weights change
     plans = decoder._packed_plans
     if plans is None:
         plans = decoder._packed_plans = {}
@@ -174,15 +176,13 @@ def forward(decoder, c: torch.Tensor, g: Optional[torch.Tensor] = None) -> torch
     """The decoder's ``forward`` on the packed plan (call only where :func:`applies`).
 
     Args:
-        decoder: A ``HiFiGANGenerator`` of :mod:`.hifigan_decoder`.
+        decoder: A ``HiFiGANGenerator`` of :mod:`espnet2_vits_ext.vits.decoder`.
         c: Latent (B, in_channels, T_frames), float32.
         g: Global conditioning (B, global_channels, 1) or None.
 
     Returns:
         Tensor: Waveform (B, out_channels, T_frames * upsample_factor), float32.
     """
-    if g is not None and decoder.global_channels <= 0:
-        raise ValueError("g was given but the decoder has no global_conv (global_channels <= 0)")
     dtype = plan_dtype(decoder)
     plan = _plan(decoder, c, dtype)
     slope = decoder._slope

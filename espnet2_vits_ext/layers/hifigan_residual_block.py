@@ -10,7 +10,8 @@ Parameters are laid out as ESPnet's ``espnet2.gan_tts.hifigan.residual_block.Res
 (``convs1.<i>.1``, ``convs2.<i>.1``; index 0 of each pair is the activation), so the state
 dicts match. The decoder does not call this module's ``forward``: it runs the same maths
 through :meth:`ResidualBlock.run`, a functional loop on weights it folds once (see
-:mod:`.hifigan_decoder`); ``forward`` here is the plain module-by-module path.
+:mod:`espnet2_vits_ext.acceleration.weight_norm_folding`); ``forward`` here is the plain
+module-by-module path.
 """
 
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional

@@ -1,55 +1,41 @@
-"""HiFi-GAN decoder of VITS: the "Decoder" box of Fig. 1 of Kim, Kong & Son (2021).
+"""The "Decoder" box of Fig. 1 of Kim, Kong & Son (2021): a HiFi-GAN V1 generator.
 
-It turns the latent ``z`` (B, hidden, T_frames) into a waveform (B, 1, T_frames * hop):
-an input conv, then per upsampling stage a transposed conv followed by the multi-receptive
-field fusion (the mean of parallel :class:`ResidualBlock` s), then an output conv and tanh.
-With ``global_channels > 0`` a 1x1 conv adds the speaker/language embedding ``g``.
+It maps the latent ``z`` (B, hidden, T_frames) to a waveform (B, 1, T_frames * hop), where
+hop is the product of ``upsample_scales``::
 
-Constructor arguments, defaults and ``state_dict`` keys are those of ESPnet's
+    x = input_conv(z) [+ global_conv(g)]
+    for each stage i:                       # len(upsample_scales) stages
+        x = upsamples[i](x)                 # LeakyReLU, then a transposed conv (x scale_i)
+        x = mean_k blocks[i, k](x)          # multi-receptive field fusion (MRF)
+    waveform = tanh(output_conv(LeakyReLU(x)))
+
+The channels halve at every stage. The MRF runs one :class:`ResidualBlock` per entry of
+``resblock_kernel_sizes`` in parallel (kernel sizes 3, 7, 11 in the paper) and averages
+them. With ``global_channels > 0`` a 1x1 conv adds the speaker/language embedding ``g``.
+
+Constructor arguments, defaults and ``state_dict`` keys are ESPnet's
 ``espnet2.gan_tts.hifigan.HiFiGANGenerator`` as VITS builds it (``input_conv``,
 ``upsamples.<i>.1``, ``blocks.<k>.convs{1,2}.<d>.1``, ``output_conv.1``, ``global_conv``;
 weight norm as ``weight_g``/``weight_v``), so checkpoints move both ways.
 
-Speed (this decoder is ~97% of synthesis FLOPs). ``forward`` does not call the layers
-one by one: it takes all effective weights at once and runs one functional loop
-(``F.conv1d``/``F.conv_transpose1d``/``F.leaky_relu``), with
-
-* weight norm folded: with autograd off (``torch.no_grad``/``inference_mode``) the folded
-  ``g * v / ||v||`` weights are computed once and cached outside the ``state_dict``
-  (cast to the autocast dtype if autocast is on); the cache is rebuilt when any parameter
-  changes (its version counter or storage), so loading weights, ``.to()`` or optimiser
-  steps never leave it stale. :meth:`fold_weight_norm` builds it ahead of time;
-* the activation of each stage's input computed once for all parallel blocks;
-* the 1/num_blocks mean of MRF folded into the next conv's weights (LeakyReLU is
-  positively homogeneous);
-* in-place activations and residual sums on fresh conv outputs (autograd-safe, so the
-  training path is the same code and keeps less memory).
-
-On CPU with autograd off, ``forward`` hands over to :mod:`espnet2_vits_ext.acceleration.packed_decoder` (the same
-folded weights, prepacked for oneDNN, channels-last, fused activations and residual sums;
-bfloat16 when ``inference_precision == "bf16"`` or under CPU bf16 autocast).
+How the box is computed fast (folded weight norm, a functional loop, the MRF mean folded
+into the next conv; oneDNN plans on CPU) is in :mod:`espnet2_vits_ext.acceleration`; the
+result is this box's function.
 """
 
 from typing import Any, Dict, List, NamedTuple, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from espnet2_vits_ext.layers.conv_norm import (
-    apply_weight_norm,
-    effective_weight,
-    leaky_slope,
-    make_activation,
-    remove_weight_norm,
-)
-from espnet2_vits_ext.acceleration import packed_decoder
+from espnet2_vits_ext.acceleration import packed_decoder, weight_norm_folding
+from espnet2_vits_ext.layers.conv_norm import apply_weight_norm, make_activation, remove_weight_norm
 from espnet2_vits_ext.layers.hifigan_residual_block import ResidualBlock
-
-_OUTPUT_SLOPE = 0.01  # the output LeakyReLU uses torch's default slope, as HiFi-GAN does
 
 
 class _UpsampleSpec(NamedTuple):
+    """Geometry of one transposed conv (its kernel is twice the stride)."""
+
     stride: int
     padding: int
     output_padding: int
@@ -147,72 +133,13 @@ class HiFiGANGenerator(torch.nn.Module):
         if global_channels > 0:
             self.global_conv = torch.nn.Conv1d(global_channels, channels, 1)
 
-        # Fast path: a LeakyReLU (any slope) lets the MRF mean fold into the next conv.
-        self._slope = leaky_slope(*act)
-        self._folded = None  # (key, weights) of the no-grad path; never in the state_dict
-        self._layer_memo = None
-        # CPU inference runs on oneDNN plans of the folded weights (see packed_decoder);
-        # "bf16" makes that plan bfloat16 (FastVITS's inference_precision sets it).
-        self.inference_precision = "fp32"
-        self._packed_plans = None
+        weight_norm_folding.attach(self, *act)
         if use_weight_norm:
             self.apply_weight_norm()
         self.reset_parameters()
 
-    # ------------------------------------------------------------------ weights
-    def _layers(self):
-        """``(conv, scale)`` in the order ``forward`` consumes weights (memoised per object).
-
-        Keyed by ``id(self)``: a copy that shares our ``__dict__`` (a DataParallel replica)
-        holds other modules and rebuilds its own list.
-        """
-        memo = self._layer_memo
-        if memo is not None and memo[0] == id(self):
-            return memo[1]
-        mean = 1.0 / self.num_blocks
-        layers = [(self.input_conv, 1.0)]
-        if self.global_channels > 0:
-            layers.append((self.global_conv, 1.0))
-        nb = self.num_blocks
-        for i in range(self.num_upsamples):
-            layers.append((self.upsamples[i][1], mean if i > 0 and self._slope is not None else 1.0))
-            for k in range(i * nb, (i + 1) * nb):
-                layers.extend((m, 1.0) for m in self.blocks[k].conv_modules())
-        layers.append((self.output_conv[1], mean))
-        self._layer_memo = (id(self), layers)
-        return layers
-
-    @staticmethod
-    def _compute(layers, dtype: Optional[torch.dtype]):
-        weights = []
-        for conv, scale in layers:
-            w, b = effective_weight(conv), conv.bias
-            if scale != 1.0:
-                w = w * scale
-            if dtype is not None:
-                w, b = w.to(dtype), (None if b is None else b.to(dtype))
-            weights.append((w, b))
-        return weights
-
-    def _weights(self, x: torch.Tensor):
-        """Effective ``(weight, bias)`` list; cached while autograd is off."""
-        layers = self._layers()
-        if torch.is_grad_enabled():
-            self._folded = None  # an optimiser step may follow: drop the stale copy
-            return self._compute(layers, None)
-        device = x.device.type
-        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
-        try:
-            params = [p for m, _ in layers for p in m._parameters.values() if p is not None]
-            key = (dtype, [(p.data_ptr(), p._version) for p in params])
-        except RuntimeError:  # parameters made under inference_mode have no version counter
-            return self._compute(layers, dtype)
-        if self._folded is None or self._folded[0] != key:
-            self._folded = (key, self._compute(layers, dtype))
-        return self._folded[1]
-
     def fold_weight_norm(self, device_type: Optional[str] = None) -> "HiFiGANGenerator":
-        """Build the folded inference weights now (else the first no-grad call does).
+        """Fold weight norm into inference weights now (else the first no-grad call does).
 
         The ``state_dict`` is untouched: the folded copy is a plain attribute, rebuilt
         whenever a parameter changes. ``device_type`` (default: the parameters') only
@@ -221,73 +148,38 @@ class HiFiGANGenerator(torch.nn.Module):
         device = self.input_conv.bias.device
         probe = torch.empty(0, device=device if device_type in (None, device.type) else device_type)
         with torch.no_grad():
-            self._weights(probe)
+            weight_norm_folding.folded_weights(self, probe)
         return self
 
     def __getstate__(self):
-        state = self.__dict__.copy()
-        # copies rebuild these on demand (packed oneDNN weights cannot be copied anyway)
-        state["_folded"] = state["_layer_memo"] = state["_packed_plans"] = None
-        return state
-
-    # ------------------------------------------------------------------ forward
-    def _act(self, x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
-        """Stage activation on a fresh tensor (in place on the fast path)."""
-        if self._slope is None:
-            return module(x)
-        return F.leaky_relu(x, self._slope, self._slope > 0)
+        return weight_norm_folding.without_caches(self.__dict__)
 
     def forward(self, c: torch.Tensor, g: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Calculate forward propagation.
+        """Decode latent frames into a waveform (the box's function, see the module).
 
         Args:
-            c (Tensor): Input tensor (B, in_channels, T).
-            g (Optional[Tensor]): Global conditioning tensor (B, global_channels, 1).
+            c (Tensor): Latent frames (B, in_channels, T_frames).
+            g (Optional[Tensor]): Speaker/language embedding (B, global_channels, 1).
 
         Returns:
-            Tensor: Output tensor (B, out_channels, T * upsample_factor).
+            Tensor: Waveform (B, out_channels, T_frames * upsample_factor).
 
         """
+        if g is not None and self.global_channels <= 0:
+            raise ValueError("g was given but the decoder has no global_conv (global_channels <= 0)")
         if packed_decoder.applies(self, c):
             return packed_decoder.forward(self, c, g)
-        weights = iter(self._weights(c))
-        w, b = next(weights)
-        x = F.conv1d(c, w, b, 1, self._padding)
-        if self.global_channels > 0:
-            w, b = next(weights)
-            if g is not None:
-                x = x + F.conv1d(g, w, b)
-        elif g is not None:
-            raise ValueError("g was given but the decoder has no global_conv (global_channels <= 0)")
-
-        nb = self.num_blocks
-        last = self.num_upsamples - 1
-        for i, spec in enumerate(self._upsample_specs):
-            x = self._act(x, self.upsamples[i][0])
-            w, b = next(weights)
-            x = F.conv_transpose1d(x, w, b, spec.stride, spec.padding, spec.output_padding)
-            first_block = self.blocks[i * nb]
-            first_act = first_block.activation(x)
-            cs = first_block.run(x, first_act, weights)
-            for k in range(i * nb + 1, (i + 1) * nb):
-                cs = cs.add_(self.blocks[k].run(x, first_act, weights))
-            if i < last and self._slope is None and nb > 1:
-                cs = cs.div_(nb)  # mean not foldable into a non-homogeneous activation
-            x = cs
-        w, b = next(weights)
-        x = F.leaky_relu(x, _OUTPUT_SLOPE, True)
-        x = F.conv1d(x, w, b, 1, self._padding)
-        return x.tanh_()
+        return weight_norm_folding.forward(self, c, g)
 
     def inference(self, c: torch.Tensor, g: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Perform inference.
+        """Decode one utterance given without a batch axis, frames first.
 
         Args:
-            c (Tensor): Input tensor (T, in_channels).
-            g (Optional[Tensor]): Global conditioning tensor (global_channels, 1).
+            c (Tensor): Latent frames (T_frames, in_channels).
+            g (Optional[Tensor]): Speaker/language embedding (global_channels, 1).
 
         Returns:
-            Tensor: Output tensor (T * upsample_factor, out_channels).
+            Tensor: Waveform (T_frames * upsample_factor, out_channels).
 
         """
         if g is not None:
@@ -310,14 +202,14 @@ class HiFiGANGenerator(torch.nn.Module):
                 m.weight.data.normal_(0.0, 0.01)
 
         self.apply(_reset)
-        self._folded = None
+        weight_norm_folding.invalidate(self)
 
     def remove_weight_norm(self):
         """Remove weight normalisation from all layers (keys become ``weight``)."""
         remove_weight_norm(self)
-        self._folded = None
+        weight_norm_folding.invalidate(self)
 
     def apply_weight_norm(self):
         """Apply weight normalisation to all conv layers."""
         apply_weight_norm(self, (torch.nn.Conv1d, torch.nn.ConvTranspose1d))
-        self._folded = None
+        weight_norm_folding.invalidate(self)

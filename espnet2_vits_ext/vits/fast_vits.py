@@ -33,29 +33,20 @@ from espnet2_vits_ext.vits.espnet_defaults import (
     DEFAULT_GENERATOR_PARAMS,
     DEFAULT_MEL_LOSS_PARAMS,
 )
-from espnet2_vits_ext.vits.discriminators.multi_scale_multi_period import (
-    HiFiGANMultiPeriodDiscriminator,
-    HiFiGANMultiScaleDiscriminator,
-    HiFiGANMultiScaleMultiPeriodDiscriminator,
-)
-from espnet2_vits_ext.vits.generator import GeneratorOutput, VITSGenerator
+from espnet2_vits_ext.vits.discriminators.multi_scale_multi_period import AVAILABLE_DISCRIMINATORS
+from espnet2_vits_ext.vits.generator import VITSGenerator
+from espnet2_vits_ext.vits.generator_outputs import GeneratorOutput
 from espnet2_vits_ext.vits.losses.kl import KLDivergenceLoss
+from espnet2_vits_ext.vits.losses.objectives import (
+    discriminator_objective,
+    generator_objective,
+    generator_outputs_and_real_windows,
+)
 from espnet2_vits_ext.acceleration import packed_decoder
 from espnet2_vits_ext.vits.losses.mel import MelSpectrogramLoss
-from espnet2_vits_ext.vits.discriminators.period import HiFiGANPeriodDiscriminator
-from espnet2_vits_ext.vits.discriminators.scale import HiFiGANScaleDiscriminator
-from espnet2_vits_ext.layers.segments import slice_segments
 
 GENERATORS = {"vits_generator": VITSGenerator}
-DISCRIMINATORS = {
-    "hifigan_period_discriminator": HiFiGANPeriodDiscriminator,
-    "hifigan_scale_discriminator": HiFiGANScaleDiscriminator,
-    "hifigan_multi_period_discriminator": HiFiGANMultiPeriodDiscriminator,
-    "hifigan_multi_scale_discriminator": HiFiGANMultiScaleDiscriminator,
-    "hifigan_multi_scale_multi_period_discriminator": (
-        HiFiGANMultiScaleMultiPeriodDiscriminator
-    ),
-}
+DISCRIMINATORS = AVAILABLE_DISCRIMINATORS
 
 
 class FastVITS(AbsGANTTS):
@@ -216,13 +207,13 @@ class FastVITS(AbsGANTTS):
             Dict[str, Any]: ``loss`` (scalar), ``stats`` (detached scalars), ``weight``
                 (batch size), ``optim_idx`` (0 generator, 1 discriminator).
         """
-        outputs, real_windows = self._generator_outputs_and_real_windows(
-            text, text_lengths, feats, feats_lengths, speech, sids, spembs, lids
+        outputs, real_windows = generator_outputs_and_real_windows(
+            self, text, text_lengths, feats, feats_lengths, speech, sids, spembs, lids
         )
         if forward_generator:
-            loss, stats = self._generator_loss(outputs, real_windows)
+            loss, stats = generator_objective(self, outputs, real_windows)
         else:
-            loss, stats = self._discriminator_loss(outputs, real_windows)
+            loss, stats = discriminator_objective(self, outputs, real_windows)
         loss, stats, weight = force_gatherable((loss, stats, text.size(0)), loss.device)
         return {
             "loss": loss,
@@ -230,104 +221,6 @@ class FastVITS(AbsGANTTS):
             "weight": weight,
             "optim_idx": 0 if forward_generator else 1,
         }
-
-    def _generator_outputs_and_real_windows(
-        self,
-        text: torch.Tensor,
-        text_lengths: torch.Tensor,
-        feats: torch.Tensor,
-        feats_lengths: torch.Tensor,
-        speech: torch.Tensor,
-        sids: Optional[torch.Tensor],
-        spembs: Optional[torch.Tensor],
-        lids: Optional[torch.Tensor],
-    ) -> Tuple[GeneratorOutput, torch.Tensor]:
-        """Shared setup of both turns: generator outputs (cached across the two turns of
-        one batch, as ESPnet does) and the recorded windows the decoder's output matches.
-
-        Args: as :meth:`forward`.
-
-        Returns:
-            GeneratorOutput, Tensor: outputs and real windows (B, 1, segment_size * hop).
-        """
-        if self.cache_generator_outputs and self._cache is not None:
-            outputs, self._cache = self._cache, None
-        else:
-            outputs = self.generator(
-                text=text,
-                text_lengths=text_lengths,
-                feats=feats.transpose(1, 2),
-                feats_lengths=feats_lengths,
-                sids=sids,
-                spembs=spembs,
-                lids=lids,
-            )
-            if self.cache_generator_outputs and self.training:
-                self._cache = outputs
-        hop = self.generator.upsample_factor
-        real_windows = slice_segments(
-            speech.unsqueeze(1), outputs.segment_starts * hop, self.generator.segment_size * hop
-        )
-        return outputs, real_windows
-
-    def _generator_loss(
-        self, outputs: GeneratorOutput, real_windows: torch.Tensor
-    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """Mel + KL + duration + adversarial + feature matching (Eq. 8 of the paper)."""
-        fake_scores = self.discriminator(outputs.waveform)
-        with torch.no_grad():
-            # Only the features of real speech; no discriminator gradient in this turn.
-            real_scores = self.discriminator(real_windows)
-        # The loss modules cast their inputs to float32 themselves; the region keeps
-        # the weighting and the sum out of autocast as well.
-        with torch.autocast(device_type=real_windows.device.type, enabled=False):
-            mel_loss = self.mel_loss(outputs.waveform, real_windows)
-            kl_loss = self.kl_loss(
-                outputs.flow_latent,
-                outputs.posterior_log_stds,
-                outputs.prior_means,
-                outputs.prior_log_stds,
-                outputs.feats_mask,
-            )
-            duration_loss = torch.sum(outputs.duration_nll.float())
-            adversarial_loss = self.generator_adv_loss(fake_scores)
-            feature_match_loss = self.feat_match_loss(fake_scores, real_scores)
-            mel_loss = mel_loss * self.lambda_mel
-            kl_loss = kl_loss * self.lambda_kl
-            duration_loss = duration_loss * self.lambda_dur
-            adversarial_loss = adversarial_loss * self.lambda_adv
-            feature_match_loss = feature_match_loss * self.lambda_feat_match
-            loss = mel_loss + kl_loss + duration_loss + adversarial_loss + feature_match_loss
-        stats = dict(
-            generator_loss=loss.detach(),
-            generator_mel_loss=mel_loss.detach(),
-            generator_kl_loss=kl_loss.detach(),
-            generator_dur_loss=duration_loss.detach(),
-            generator_adv_loss=adversarial_loss.detach(),
-            generator_feat_match_loss=feature_match_loss.detach(),
-        )
-        if self.plot_pred_mos:
-            with torch.no_grad():
-                stats["generator_predicted_mos"] = self.predictor(
-                    outputs.waveform.squeeze(1), self.fs
-                ).mean()
-        return loss, stats
-
-    def _discriminator_loss(
-        self, outputs: GeneratorOutput, real_windows: torch.Tensor
-    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """Least-squares GAN loss of the discriminator on real and generated windows."""
-        fake_scores = self.discriminator(outputs.waveform.detach())
-        real_scores = self.discriminator(real_windows)
-        with torch.autocast(device_type=real_windows.device.type, enabled=False):
-            real_loss, fake_loss = self.discriminator_adv_loss(fake_scores, real_scores)
-            loss = real_loss + fake_loss
-        stats = dict(
-            discriminator_loss=loss.detach(),
-            discriminator_real_loss=real_loss.detach(),
-            discriminator_fake_loss=fake_loss.detach(),
-        )
-        return loss, stats
 
     def inference(
         self,

@@ -12,10 +12,10 @@ Constructor arguments, the meaning of ``forward``/``inference`` arguments and th
 outputs are named tuples instead of positional ones.
 """
 
-from typing import NamedTuple, Optional, Sequence
+import math
+from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from espnet2_vits_ext.vits.duration_predictor import StochasticDurationPredictor
 from espnet2_vits_ext.vits.decoder import HiFiGANGenerator
@@ -28,33 +28,10 @@ from espnet2_vits_ext.vits.monotonic_alignment import (
 )
 from espnet2_vits_ext.vits.posterior_encoder import PosteriorEncoder
 from espnet2_vits_ext.vits.flow import ResidualAffineCouplingBlock
+from espnet2_vits_ext.vits.generator_outputs import GeneratorOutput, InferenceOutput
+from espnet2_vits_ext.vits.global_conditioning import add_global_embeddings, global_condition
 from espnet2_vits_ext.layers.segments import random_segment_starts, slice_segments
 from espnet2_vits_ext.vits.text_encoder import TextEncoder
-
-
-class GeneratorOutput(NamedTuple):
-    """What one training step of the generator produces (H = hidden channels)."""
-
-    waveform: torch.Tensor  # decoded window (B, 1, segment_size * upsample_factor)
-    duration_nll: torch.Tensor  # duration loss per utterance / number of tokens (B,)
-    durations: torch.Tensor  # frames per token from the alignment search (B, T_text)
-    segment_starts: torch.Tensor  # first frame of each decoded window (B,)
-    text_mask: torch.Tensor  # (B, 1, T_text)
-    feats_mask: torch.Tensor  # (B, 1, T_feats)
-    posterior_latent: torch.Tensor  # z (B, H, T_feats)
-    flow_latent: torch.Tensor  # z_p = flow(z) (B, H, T_feats)
-    prior_means: torch.Tensor  # text prior means expanded to frames (B, H, T_feats)
-    prior_log_stds: torch.Tensor  # ... and log standard deviations (B, H, T_feats)
-    posterior_means: torch.Tensor  # (B, H, T_feats)
-    posterior_log_stds: torch.Tensor  # (B, H, T_feats)
-
-
-class InferenceOutput(NamedTuple):
-    """What synthesis produces."""
-
-    waveform: torch.Tensor  # (B, T_wav)
-    attention: torch.Tensor  # hard alignment path (B, T_feats, T_text)
-    durations: torch.Tensor  # frames per token (B, T_text)
 
 
 class VITSGenerator(torch.nn.Module):
@@ -118,22 +95,8 @@ class VITSGenerator(torch.nn.Module):
         stochastic_duration_predictor_dds_conv_layers: int = 3,
     ):
         super().__init__()
-        # ``None`` means "not used", as in ESPnet (Text2Speech reads these three).
-        self.spks = spks if spks is not None and spks > 1 else None
-        self.spk_embed_dim = (
-            spk_embed_dim if spk_embed_dim is not None and spk_embed_dim > 0 else None
-        )
-        self.langs = langs if langs is not None and langs > 1 else None
-        for name in ("spks", "spk_embed_dim", "langs"):
-            if getattr(self, name) is not None and global_channels <= 0:
-                raise ValueError(
-                    f"VITSGenerator: {name}={getattr(self, name)} needs "
-                    f"global_channels > 0, got global_channels={global_channels}"
-                )
         self.segment_size = segment_size
-        self.upsample_factor = 1
-        for scale in decoder_upsample_scales:
-            self.upsample_factor *= int(scale)
+        self.upsample_factor = math.prod(int(scale) for scale in decoder_upsample_scales)
         self.text_encoder = TextEncoder(
             vocabs=vocabs,
             attention_dim=hidden_channels,
@@ -197,12 +160,8 @@ class VITSGenerator(torch.nn.Module):
             dds_conv_layers=stochastic_duration_predictor_dds_conv_layers,
             global_channels=global_channels,
         )
-        if self.spks is not None:
-            self.global_emb = torch.nn.Embedding(spks, global_channels)
-        if self.spk_embed_dim is not None:
-            self.spemb_proj = torch.nn.Linear(spk_embed_dim, global_channels)
-        if self.langs is not None:
-            self.lang_emb = torch.nn.Embedding(langs, global_channels)
+        # Made last, in ESPnet's order, so that a seeded build draws ESPnet's weights.
+        add_global_embeddings(self, spks, spk_embed_dim, langs, global_channels)
 
     def forward(
         self,
@@ -229,7 +188,7 @@ class VITSGenerator(torch.nn.Module):
             GeneratorOutput: see its fields for shapes.
         """
         hidden, token_means, token_log_stds, text_mask = self.text_encoder(text, text_lengths)
-        g = self._global_condition(sids, spembs, lids)
+        g = global_condition(self, sids, spembs, lids)
         z, posterior_means, posterior_log_stds, feats_mask = self.posterior_encoder(
             feats, feats_lengths, g=g
         )
@@ -302,18 +261,11 @@ class VITSGenerator(torch.nn.Module):
                 durations (B, T_text).
         """
         hidden, token_means, token_log_stds, text_mask = self.text_encoder(text, text_lengths)
-        g = self._global_condition(sids, spembs, lids)
+        g = global_condition(self, sids, spembs, lids)
         if use_teacher_forcing:
             if feats is None or feats_lengths is None:
                 raise ValueError("VITSGenerator.inference: use_teacher_forcing needs feats")
-            z, _, _, feats_mask = self.posterior_encoder(feats, feats_lengths, g=g)
-            z_p = self.flow(z, feats_mask, g=g)
-            scores = alignment_log_likelihood(z_p, token_means, token_log_stds)
-            durations = search_durations(scores, text_lengths, feats_lengths)
-            attention = durations_to_path(durations, text_mask[:, 0] > 0, feats_mask[:, 0] > 0)
-            waveform = self.decoder(z * feats_mask, g=g)
-            return InferenceOutput(waveform[:, 0], attention, durations.to(attention.dtype))
-
+            return self._reconstruct(token_means, token_log_stds, text_mask, text_lengths, feats, feats_lengths, g)
         if dur is None:
             log_durations = self.duration_predictor(
                 hidden, text_mask, g=g, inverse=True, noise_scale=noise_scale_dur
@@ -336,33 +288,29 @@ class VITSGenerator(torch.nn.Module):
         waveform = self.decoder((z * feats_mask)[:, :, :max_len], g=g)
         return InferenceOutput(waveform[:, 0], attention, durations)
 
-    def _global_condition(
+    def _reconstruct(
         self,
-        sids: Optional[torch.Tensor],
-        spembs: Optional[torch.Tensor],
-        lids: Optional[torch.Tensor],
-    ) -> Optional[torch.Tensor]:
-        """Sum of the speaker/language conditionings in use: (B, global_channels, 1)."""
-        parts = []
-        if self.spks is not None:
-            if sids is None:
-                raise ValueError(f"VITSGenerator: built with spks={self.spks}, sids required")
-            parts.append(self.global_emb(sids.view(-1)))
-        if self.spk_embed_dim is not None:
-            if spembs is None:
-                raise ValueError(
-                    f"VITSGenerator: built with spk_embed_dim={self.spk_embed_dim}, "
-                    "spembs required"
-                )
-            # A given embedding's direction, not its norm, identifies the speaker.
-            parts.append(self.spemb_proj(F.normalize(spembs.view(-1, self.spk_embed_dim))))
-        if self.langs is not None:
-            if lids is None:
-                raise ValueError(f"VITSGenerator: built with langs={self.langs}, lids required")
-            parts.append(self.lang_emb(lids.view(-1)))
-        if not parts:
-            return None
-        g = parts[0]
-        for part in parts[1:]:
-            g = g + part
-        return g.unsqueeze(-1)
+        token_means: torch.Tensor,
+        token_log_stds: torch.Tensor,
+        text_mask: torch.Tensor,
+        text_lengths: torch.Tensor,
+        feats: torch.Tensor,
+        feats_lengths: torch.Tensor,
+        g: Optional[torch.Tensor],
+    ) -> InferenceOutput:
+        """Teacher forcing: encode ``feats``, align them to the text, decode all of ``z``.
+
+        Args: the text prior per token (B, H, T_text) with its mask (B, 1, T_text) and
+            lengths (B,), then as :meth:`inference` (``g``: (B, global_channels, 1)).
+
+        Returns:
+            InferenceOutput: waveform (B, T_wav), the searched path (B, T_feats, T_text)
+                and its durations (B, T_text).
+        """
+        z, _, _, feats_mask = self.posterior_encoder(feats, feats_lengths, g=g)
+        z_p = self.flow(z, feats_mask, g=g)
+        scores = alignment_log_likelihood(z_p, token_means, token_log_stds)
+        durations = search_durations(scores, text_lengths, feats_lengths)
+        attention = durations_to_path(durations, text_mask[:, 0] > 0, feats_mask[:, 0] > 0)
+        waveform = self.decoder(z * feats_mask, g=g)
+        return InferenceOutput(waveform[:, 0], attention, durations.to(attention.dtype))

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from espnet2_vits_ext.layers.masking import non_pad_mask
-from espnet2_vits_ext.layers.wavenet import Conv1d, vits_wavenet
+from espnet2_vits_ext.layers.wavenet import vits_wavenet
+from espnet2_vits_ext.layers.wavenet_residual_block import Conv1d
 
 
 class PosteriorEncoder(nn.Module):
