@@ -39,6 +39,9 @@ def _load(zip_path: Path, unpacked: str):
         raise PiperExportError(f"{zip_path}: no such file (expected the .zip of espnet2.bin.pack)")
     if not zipfile.is_zipfile(zip_path):
         raise PiperExportError(f"{zip_path}: not a zip file (expected the .zip of espnet2.bin.pack)")
+    with zipfile.ZipFile(zip_path) as archive:
+        if not any(Path(member).name == "meta.yaml" for member in archive.namelist()):
+            raise PiperExportError(f"{zip_path}: not a packed ESPnet model (no meta.yaml: not made by espnet2.bin.pack)")
     from espnet_model_zoo.downloader import ModelDownloader
 
     from espnet2.bin.tts_inference import Text2Speech
@@ -47,7 +50,7 @@ def _load(zip_path: Path, unpacked: str):
         warnings.simplefilter("ignore")  # the zoo warns that it expands a local file
         try:
             files = ModelDownloader(cachedir=unpacked).unpack_local_file(str(zip_path))
-        except (KeyError, OSError, yaml.YAMLError) as error:
+        except (KeyError, OSError, RuntimeError, yaml.YAMLError) as error:
             raise PiperExportError(f"{zip_path}: not a packed ESPnet model ({error})") from error
     if "train_config" not in files or "model_file" not in files:
         raise PiperExportError(f"{zip_path}: not a packed ESPnet TTS model (no train_config/model_file)")

@@ -1,0 +1,150 @@
+"""``python -m espnet2_vits_ext.bin.export_piper``: our packed voices spoken by Piper's runtime.
+
+A tiny ``fast_vits`` model (single and multi speaker) is packed as stage 7 packs one, exported,
+and spoken by the ``piper`` CLI of piper-tts with the noise off. The reference is our own
+torch synthesis through ESPnet's ``Text2Speech`` (noise off) of the same phonemes: Piper reads
+them from a raw ``[[ ... ]]`` block, so both sides get the same tokens and any difference is
+the export's. Piper writes 16-bit samples by truncation after scaling by 32767 (and by default
+peak-normalises): :data:`PCM_TOLERANCE` allows that and float32 summation order, nothing more.
+"""
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from conftest import tiny_conditioned_tts_conf, tiny_tts_conf
+from espnet2.bin.pack import pack
+from espnet2.bin.tts_inference import Text2Speech
+from espnet2.tasks.gan_tts import GANTTSTask
+from espnet2_vits_ext.bin.export_piper import main as export_main
+from espnet2_vits_ext.piper.export_symbols import DROPPED, piper_symbols
+
+REPO = Path(__file__).resolve().parents[1]
+PIPER = Path(sys.executable).with_name("piper")
+TOKENS = ["<blank>", "<unk>", "<space>", "ə", "ˈ", "n", "t", "s", "l", "ɪ", "d", "<sos/eos>"]
+# Tokens of "did ənˈts lɪstɹn": "ɹ" is not in the tiny vocabulary, so ESPnet reads <unk>.
+PHONEMES = list("dɪd ənˈts lɪstɹn")
+# One step of Piper's int16 truncation, one of its 32767 scale against soundfile's 32768,
+# one for float32 rounding (onnxruntime against torch: ~1e-6).
+PCM_TOLERANCE = 3 / 32768
+
+
+def pack_tiny_model(root: Path, tts_conf: dict, name: str = "tiny", model: str = "fast_vits") -> Path:
+    """Build a tiny model with ESPnet's GANTTSTask and pack it as stage 7 does: the zip."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
+    args = GANTTSTask.get_parser().parse_args(
+        ["--token_list", str(root / "tokens.txt"), "--token_type", "phn", "--cleaner", "tacotron",
+         "--g2p", "espeak_ng_english_us_vits", "--tts", model, "--feats_extract", "linear_spectrogram",
+         "--output_dir", str(root)]
+    )
+    args.tts_conf = tts_conf
+    args.feats_extract_conf = dict(n_fft=64, hop_length=16, win_length=None)
+    torch.manual_seed(0)
+    torch.save(GANTTSTask.build_model(args).state_dict(), root / "model.pth")
+    with open(root / "config.yaml", "w") as config_file:
+        yaml.safe_dump(vars(args), config_file)
+    zip_path = root / f"{name}.zip"
+    pack(files=dict(model_file=str(root / "model.pth")), yaml_files=dict(train_config=str(root / "config.yaml")),
+         option=[], outpath=str(zip_path))
+    return zip_path
+
+
+def piper_speaks(voice: Path, phonemes, tmp_path: Path, *options: str) -> np.ndarray:
+    """The ``piper`` CLI's waveform of raw ``phonemes`` with the noise off."""
+    output = tmp_path / f"piper_{voice.stem}.wav"
+    subprocess.run(
+        [str(PIPER), "-m", str(voice), "-f", str(output), "--noise-scale", "0", "--noise-w-scale", "0", *options],
+        input=f"[[{''.join(phonemes)}]]\n", text=True, check=True, capture_output=True,
+    )
+    wave, _ = sf.read(output, dtype="float32")
+    return wave
+
+
+def torch_speaks(zip_root: Path, phonemes, length_scale: float = 1.0, **options) -> np.ndarray:
+    """Our synthesis of ``phonemes`` through Text2Speech (noise off), peak-normalised as Piper does."""
+    tts = Text2Speech(train_config=zip_root / "config.yaml", model_file=zip_root / "model.pth",
+                      noise_scale=0.0, noise_scale_dur=0.0, speed_control_alpha=length_scale)
+    token_id = {token: index for index, token in enumerate(tts.train_args.token_list)}
+    ids = np.array([token_id.get("<space>" if p == " " else p, token_id["<unk>"]) for p in phonemes])
+    wave = tts(ids, **options)["wav"].numpy()
+    return wave / np.abs(wave).max()
+
+
+@pytest.fixture(scope="module")
+def single_speaker(tmp_path_factory):
+    root = tmp_path_factory.mktemp("single")
+    zip_path = pack_tiny_model(root / "model", tiny_tts_conf())
+    assert export_main([str(zip_path), str(root / "voice")]) == 0
+    return root
+
+
+def test_piper_speaks_the_export_as_our_synthesis(single_speaker, tmp_path):
+    voice = single_speaker / "voice" / "tiny.onnx"
+    config = json.loads(voice.with_suffix(".onnx.json").read_text(encoding="utf-8"))
+    assert config["audio"]["sample_rate"] == 16000 and config["num_speakers"] == 1
+    assert config["espeak"]["voice"] == "en-us" and config["phoneme_type"] == "espeak"
+    assert [config["phoneme_id_map"][symbol] for symbol in "_^$"] == [[0], [1], [2]]
+    for length_scale in (1.0, 1.5):  # Piper's length_scale is ESPnet's speed_control_alpha
+        expected = torch_speaks(single_speaker / "model", PHONEMES, length_scale)
+        wave = piper_speaks(voice, PHONEMES, tmp_path, "--length-scale", str(length_scale))
+        assert wave.shape == expected.shape
+        np.testing.assert_allclose(wave, expected, atol=PCM_TOLERANCE, rtol=0)
+
+
+def test_piper_speaks_each_speaker_of_a_multi_speaker_export(tmp_path):
+    zip_path = pack_tiny_model(tmp_path / "model", tiny_conditioned_tts_conf(spks=3), name="three")
+    assert export_main([str(zip_path), str(tmp_path / "voice")]) == 0
+    voice = tmp_path / "voice" / "three.onnx"
+    config = json.loads(voice.with_suffix(".onnx.json").read_text(encoding="utf-8"))
+    assert config["num_speakers"] == 3 and config["speaker_id_map"] == {"0": 0, "1": 1, "2": 2}
+    waves = []
+    for speaker in (0, 2):
+        expected = torch_speaks(tmp_path / "model", PHONEMES, sids=np.array([speaker]))
+        wave = piper_speaks(voice, PHONEMES, tmp_path, "--speaker", str(speaker))
+        assert wave.shape == expected.shape
+        np.testing.assert_allclose(wave, expected, atol=PCM_TOLERANCE, rtol=0)
+        waves.append(wave)
+    assert waves[0].shape != waves[1].shape or np.abs(waves[0] - waves[1]).max() > 0.01
+
+
+def test_piper_ids_map_to_our_tokens():
+    symbols = piper_symbols(TOKENS)
+    assert symbols.token_table[:3] == [DROPPED] * 3  # pad, bos, eos: ESPnet's tokens have none
+    for phoneme, token in ((" ", "<space>"), ("ə", "ə"), ("d", "d"), ("ɹ", "<unk>"), ("?", "<unk>")):
+        assert symbols.token_table[symbols.phoneme_id_map[phoneme][0]] == TOKENS.index(token)
+    assert not {"<blank>", "<unk>", "<sos/eos>", "<space>"} & set(symbols.phoneme_id_map)
+    # A model trained on Piper's own framing keeps pads, bos and eos, each as its own token.
+    framed = ["_", "^", "$", " ", "a", "b"]
+    symbols = piper_symbols(framed)
+    assert symbols.piper_framed
+    assert [symbols.token_table[symbols.phoneme_id_map[s][0]] for s in framed] == list(range(6))
+
+
+def _fails_cleanly(arguments, out_dir: Path, capsys, message: str) -> None:
+    assert export_main(arguments) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and message in error[0], error
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_bad_models_are_one_error_line_and_leave_nothing(tmp_path, capsys):
+    out_dir = tmp_path / "voice"
+    not_zip = tmp_path / "model.zip"
+    not_zip.write_text("not a zip\n")
+    _fails_cleanly([str(not_zip), str(out_dir)], out_dir, capsys, f"{not_zip}: not a zip file")
+    _fails_cleanly([str(tmp_path / "absent.zip"), str(out_dir)], out_dir, capsys, "no such file")
+    other_zip = tmp_path / "other.zip"
+    with zipfile.ZipFile(other_zip, "w") as archive:
+        archive.writestr("readme.txt", "no model here\n")
+    _fails_cleanly([str(other_zip), str(out_dir)], out_dir, capsys, f"{other_zip}: not a packed ESPnet")
+    espnet_vits = pack_tiny_model(tmp_path / "espnet", tiny_tts_conf(), name="espnet_vits", model="vits")
+    _fails_cleanly([str(espnet_vits), str(out_dir)], out_dir, capsys, "tts: vits, only fast_vits")
