@@ -9,6 +9,7 @@
 #   Stage 6  training     ESPnet2 GAN-TTS trainer (CPU, one GPU, distributed with --ngpu N,
 #                         on several nodes with --num_nodes N and the Slurm backend)
 #   Stage 7  synthesis    synthesize the test set in parallel jobs; pack a zip for Text2Speech
+#                         and export it as a Piper voice (<zip name>.onnx + .onnx.json) beside it
 #   Stage 8  evaluation   (optional, after --stop_stage 7) metrics + listening report of the test set
 #
 # Every stage is idempotent (a .done signature per output; a rerun skips finished work and redoes
@@ -57,6 +58,7 @@ train_threads=          # threads per training process; empty: all cores on CPU,
 inference_model=latest.pth  # checkpoint in exp/tts_<tag> to synthesize with and to pack
 inference_config=       # ESPnet inference config (yaml); empty: ESPnet's defaults
 inference_args=         # extra arguments for espnet2.bin.tts_inference, e.g. "--noise_scale 0.5"
+export_piper=true       # also export the packed model as a Piper voice (<zip name>.onnx + .onnx.json)
 # Stage 8: evaluation
 evaluation_args=        # extra options of local/evaluate.sh, e.g. "--f0_method dio --report_utterances 20"
 
@@ -102,6 +104,7 @@ Synthesis and packing (stage 7):
   --inference_model F    checkpoint of exp/tts_<tag> to use (default: ${inference_model})
   --inference_config F   ESPnet inference config (default: none)
   --inference_args STR   extra arguments for espnet2.bin.tts_inference (default: none)
+  --export_piper BOOL    also export a Piper voice beside the zip (default: ${export_piper})
 Evaluation (stage 8):
   --evaluation_args STR  extra options of local/evaluate.sh, e.g. "--f0_method dio" (default: none)
   --help                 print this message
@@ -296,6 +299,9 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
   done
   local/pack_model.sh "${tts_exp}" "${tts_exp}/${inference_model}" "${stats_dir}" "${packed_zip}"
   log "Use it: Text2Speech.from_pretrained(model_tag=\"${packed_zip}\")"
+  if "${export_piper}"; then
+    local/export_piper_voice.sh "${packed_zip}" "$(dirname "${packed_zip}")"
+  fi
 fi
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then

@@ -5,36 +5,30 @@ and spoken by the ``piper`` CLI of piper-tts with the noise off. The reference i
 torch synthesis through ESPnet's ``Text2Speech`` (noise off) of the same phonemes: Piper reads
 them from a raw ``[[ ... ]]`` block, so both sides get the same tokens and any difference is
 the export's. Piper writes 16-bit samples by truncation after scaling by 32767 (and by default
-peak-normalises): :data:`PCM_TOLERANCE` allows that and float32 summation order, nothing more.
+peak-normalises): ``PCM_TOLERANCE`` (tests/helpers/piper_runtime.py) allows that and float32
+summation order, nothing more.
 """
 
 import json
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 import yaml
 
 from conftest import tiny_conditioned_tts_conf, tiny_tts_conf
+from helpers.piper_runtime import PCM_TOLERANCE, piper_speaks, torch_speaks
 from espnet2.bin.pack import pack
 from espnet2.bin.tts_inference import Text2Speech
 from espnet2.tasks.gan_tts import GANTTSTask
 from espnet2_vits_ext.bin.export_piper import main as export_main
 from espnet2_vits_ext.piper.export_symbols import DROPPED, piper_symbols
 
-REPO = Path(__file__).resolve().parents[1]
-PIPER = Path(sys.executable).with_name("piper")
 TOKENS = ["<blank>", "<unk>", "<space>", "ə", "ˈ", "n", "t", "s", "l", "ɪ", "d", "<sos/eos>"]
 # Tokens of "did ənˈts lɪstɹn": "ɹ" is not in the tiny vocabulary, so ESPnet reads <unk>.
 PHONEMES = list("dɪd ənˈts lɪstɹn")
-# One step of Piper's int16 truncation, one of its 32767 scale against soundfile's 32768,
-# one for float32 rounding (onnxruntime against torch: ~1e-6).
-PCM_TOLERANCE = 3 / 32768
 
 
 def pack_tiny_model(root: Path, tts_conf: dict, name: str = "tiny", model: str = "fast_vits") -> Path:
@@ -58,25 +52,10 @@ def pack_tiny_model(root: Path, tts_conf: dict, name: str = "tiny", model: str =
     return zip_path
 
 
-def piper_speaks(voice: Path, phonemes, tmp_path: Path, *options: str) -> np.ndarray:
-    """The ``piper`` CLI's waveform of raw ``phonemes`` with the noise off."""
-    output = tmp_path / f"piper_{voice.stem}.wav"
-    subprocess.run(
-        [str(PIPER), "-m", str(voice), "-f", str(output), "--noise-scale", "0", "--noise-w-scale", "0", *options],
-        input=f"[[{''.join(phonemes)}]]\n", text=True, check=True, capture_output=True,
-    )
-    wave, _ = sf.read(output, dtype="float32")
-    return wave
-
-
-def torch_speaks(zip_root: Path, phonemes, length_scale: float = 1.0, **options) -> np.ndarray:
-    """Our synthesis of ``phonemes`` through Text2Speech (noise off), peak-normalised as Piper does."""
-    tts = Text2Speech(train_config=zip_root / "config.yaml", model_file=zip_root / "model.pth",
-                      noise_scale=0.0, noise_scale_dur=0.0, speed_control_alpha=length_scale)
-    token_id = {token: index for index, token in enumerate(tts.train_args.token_list)}
-    ids = np.array([token_id.get("<space>" if p == " " else p, token_id["<unk>"]) for p in phonemes])
-    wave = tts(ids, **options)["wav"].numpy()
-    return wave / np.abs(wave).max()
+def tiny_text2speech(zip_root: Path, length_scale: float = 1.0) -> Text2Speech:
+    """Text2Speech of the packed files with the noise off (Piper's length_scale is speed_control_alpha)."""
+    return Text2Speech(train_config=zip_root / "config.yaml", model_file=zip_root / "model.pth",
+                       noise_scale=0.0, noise_scale_dur=0.0, speed_control_alpha=length_scale)
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +72,9 @@ def test_piper_speaks_the_export_as_our_synthesis(single_speaker, tmp_path):
     assert config["audio"]["sample_rate"] == 16000 and config["num_speakers"] == 1
     assert config["espeak"]["voice"] == "en-us" and config["phoneme_type"] == "espeak"
     assert [config["phoneme_id_map"][symbol] for symbol in "_^$"] == [[0], [1], [2]]
-    for length_scale in (1.0, 1.5):  # Piper's length_scale is ESPnet's speed_control_alpha
-        expected = torch_speaks(single_speaker / "model", PHONEMES, length_scale)
-        wave = piper_speaks(voice, PHONEMES, tmp_path, "--length-scale", str(length_scale))
+    for length_scale in (1.0, 1.5):
+        expected = torch_speaks(tiny_text2speech(single_speaker / "model", length_scale), PHONEMES)
+        wave = piper_speaks(voice, tmp_path / "out.wav", PHONEMES, options=["--length-scale", str(length_scale)])
         assert wave.shape == expected.shape
         np.testing.assert_allclose(wave, expected, atol=PCM_TOLERANCE, rtol=0)
 
@@ -107,9 +86,10 @@ def test_piper_speaks_each_speaker_of_a_multi_speaker_export(tmp_path):
     config = json.loads(voice.with_suffix(".onnx.json").read_text(encoding="utf-8"))
     assert config["num_speakers"] == 3 and config["speaker_id_map"] == {"0": 0, "1": 1, "2": 2}
     waves = []
+    tts = tiny_text2speech(tmp_path / "model")
     for speaker in (0, 2):
-        expected = torch_speaks(tmp_path / "model", PHONEMES, sids=np.array([speaker]))
-        wave = piper_speaks(voice, PHONEMES, tmp_path, "--speaker", str(speaker))
+        expected = torch_speaks(tts, PHONEMES, sids=np.array([speaker]))
+        wave = piper_speaks(voice, tmp_path / "out.wav", PHONEMES, options=["--speaker", str(speaker)])
         assert wave.shape == expected.shape
         np.testing.assert_allclose(wave, expected, atol=PCM_TOLERANCE, rtol=0)
         waves.append(wave)
