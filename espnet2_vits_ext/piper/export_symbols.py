@@ -71,12 +71,18 @@ def piper_symbols(token_list: Sequence[str]) -> PiperSymbols:
         token_list: Our tokens by id, as in the packed ``config.yaml``.
 
     Returns:
-        PiperSymbols: ids 0, 1, 2 are pad, bos and eos, then the token list's symbols in
-            its order, then (ESPnet tokens with ``<unk>`` only) the other codepoints of
-            espeak-ng's IPA, read as ``<unk>``.
+        PiperSymbols: our own ids where the token list is in Piper's order already (pad,
+            bos, eos at 0, 1, 2); else ids 0, 1, 2 are pad, bos and eos, then the token
+            list's symbols in its order, then (ESPnet tokens with ``<unk>`` only) the other
+            codepoints of espeak-ng's IPA, read as ``<unk>``.
     """
     token_id = {token: index for index, token in enumerate(token_list)}
     piper_framed = all(symbol in token_id for symbol in (PAD, BOS, EOS))
+    if piper_framed and [token_id[symbol] for symbol in (PAD, BOS, EOS)] == [0, 1, 2]:
+        # Our ids are Piper's already (an imported voice): keep them, so that the export has
+        # the original voice's phoneme_id_map.
+        id_map = {_symbol(token): [index] for index, token in enumerate(token_list) if not _is_special(token)}
+        return PiperSymbols(phoneme_id_map=id_map, token_table=list(range(len(token_list))), piper_framed=True)
     table: List[int] = []
     id_map: Dict[str, List[int]] = {}
 

@@ -79,6 +79,18 @@ def _packed_spk2sid(zip_path: Path) -> Optional[Dict[str, int]]:
     return table
 
 
+def _packed_voice_config(zip_path: Path) -> Optional[Dict]:
+    """The ``.onnx.json`` packed in the zip of an imported Piper voice, if there is one."""
+    with zipfile.ZipFile(zip_path) as archive:
+        members = [member for member in archive.namelist() if member.endswith(".onnx.json")]
+        if not members:
+            return None
+        try:
+            return json.loads(archive.read(members[0]).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise PiperExportError(f"{zip_path}:{members[0]}: not a Piper voice config ({error})") from error
+
+
 def _check_conditioning(generator: torch.nn.Module, zip_path: Path) -> None:
     """Piper passes at most a speaker id: refuse models that need more."""
     if generator.spk_embed_dim is not None:
@@ -167,7 +179,7 @@ def export_voice(
         _check_conditioning(generator, zip_path)
         symbols = piper_symbols(config["token_list"])
         settings = voice_config(config, symbols, text2speech.fs, generator.spks, zip_path, espeak_voice,
-                                _packed_spk2sid(zip_path))
+                                _packed_spk2sid(zip_path), _packed_voice_config(zip_path))
         graph = PiperSynthesisGraph(plain_generator(generator), symbols.token_table).eval()
     onnx_path, json_path = out_dir / f"{name}.onnx", out_dir / f"{name}.onnx.json"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -24,10 +24,13 @@ class PiperExportError(ValueError):
     """A model that cannot become a Piper voice; the message names the file and the reason."""
 
 
-def _espeak_voice(config: Dict[str, Any], symbols: PiperSymbols, zip_path: Path, given: Optional[str]) -> str:
+def _espeak_voice(config: Dict[str, Any], symbols: PiperSymbols, zip_path: Path, given: Optional[str],
+                  original: Dict[str, Any]) -> str:
     """The espeak-ng voice for the model's tokens, or an error saying why there is none."""
     if given:
         return given
+    if original.get("espeak", {}).get("voice"):
+        return original["espeak"]["voice"]
     g2p = config.get("g2p")
     if g2p in ESPEAK_VOICES:
         return ESPEAK_VOICES[g2p]
@@ -63,6 +66,7 @@ def voice_config(
     zip_path: Path,
     espeak_voice: Optional[str] = None,
     spk2sid: Optional[Dict[str, int]] = None,
+    original: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """Piper's voice config of an exported model.
 
@@ -74,6 +78,9 @@ def voice_config(
         zip_path: The packed model, named in errors.
         espeak_voice: espeak-ng voice to use instead of the g2p's.
         spk2sid: Speaker names -> ids, where the model was packed with them.
+        original: The ``.onnx.json`` of the Piper voice the model was imported from, packed
+            in its zip: its espeak voice, inference scales, language, speaker names and
+            dataset are kept.
 
     Returns:
         Dict[str, Any]: the ``.onnx.json`` content.
@@ -81,18 +88,20 @@ def voice_config(
     Raises:
         PiperExportError: A g2p Piper's phonemizer does not stand in for.
     """
-    voice = _espeak_voice(config, symbols, zip_path, espeak_voice)
+    original = original or {}
+    voice = _espeak_voice(config, symbols, zip_path, espeak_voice, original)
+    audio = {**original.get("audio", {}), "sample_rate": int(sample_rate)}
     return {
-        "audio": {"sample_rate": int(sample_rate)},
+        "audio": audio,
         "espeak": {"voice": voice},
-        "language": _language(voice),
-        "inference": dict(DEFAULT_INFERENCE),
+        "language": original.get("language") or _language(voice),
+        "inference": {**DEFAULT_INFERENCE, **original.get("inference", {})},
         "phoneme_type": "espeak",
         "phoneme_map": {},
         "phoneme_id_map": symbols.phoneme_id_map,
         "num_symbols": symbols.num_symbols,
         "num_speakers": int(speakers or 1),
-        "speaker_id_map": _speaker_id_map(speakers, spk2sid),
+        "speaker_id_map": original.get("speaker_id_map") or _speaker_id_map(speakers, spk2sid),
         "piper_version": PIPER_CONFIG_VERSION,
-        "dataset": zip_path.name.removesuffix(".zip"),
+        "dataset": original.get("dataset") or zip_path.name.removesuffix(".zip"),
     }
