@@ -4,21 +4,25 @@ The run uses conf/train_mini.yaml (tts: fast_vits) shortened to a few iterations
 --train_args, and writes everything under a temporary directory. It checks each stage's
 outputs, that a second run skips the finished work, that stage 8's listening report of the run
 plays in Debian's headless chromium (every player loads its file, no console output; the
-screenshot stays at <pytest tmp_path>/listening_report.png), and that the packed zip loads
-offline in a fresh process with Text2Speech.from_pretrained and synthesizes speech.
+screenshot stays at <pytest tmp_path>/listening_report.png), that the packed zip loads
+offline in a fresh process with Text2Speech.from_pretrained and synthesizes speech, and that
+Piper's runtime speaks the Piper voice stage 7 exports beside it as our torch synthesis does.
 """
 
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
 from helpers.browser_check import check_report_in_browser
+from helpers.piper_runtime import PCM_TOLERANCE, espnet_phonemes, piper_speaks, text2speech_of_zip, torch_speaks
 from espnet2_vits_ext.evaluation.utterance_metrics import read_metrics_tsv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +77,17 @@ def test_mini_recipe_stages_1_to_8(tmp_path, monkeypatch):
     assert len(wav_scp) == 24 and all(Path(line.split()[1]).stat().st_size > 44 for line in wav_scp)
     packed = exp / "packed" / f"tts_{TAG}_latest.zip"
     assert packed.is_file()
+    # ... and its Piper voice beside it: Piper's runtime speaks it as our torch synthesis does
+    # (noise off, the same phonemes; raw samples, as the 3-iteration model's peak is small).
+    voice = packed.with_suffix(".onnx")
+    assert voice.is_file() and voice.with_suffix(".onnx.json").is_file()
+    with tempfile.TemporaryDirectory() as unpacked:
+        tts = text2speech_of_zip(packed, unpacked, noise_scale=0.0, noise_scale_dur=0.0)
+        phonemes = espnet_phonemes(tts, "The voice of the mini recipe, in Piper.")
+        expected = torch_speaks(tts, phonemes, normalize=False)
+    spoken = piper_speaks(voice, tmp_path / "piper.wav", phonemes, normalize=False)
+    assert spoken.shape == expected.shape
+    np.testing.assert_allclose(spoken, expected, atol=PCM_TOLERANCE, rtol=0)
 
     # A second run has nothing left to do.
     model_time = (exp / "latest.pth").stat().st_mtime
@@ -81,6 +96,7 @@ def test_mini_recipe_stages_1_to_8(tmp_path, monkeypatch):
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "skipping" in again.stdout and "training finished with these inputs" in again.stdout
     assert (exp / "latest.pth").stat().st_mtime == model_time and packed.stat().st_mtime == zip_time
+    assert f"{voice} is up to date: skipping" in again.stdout
 
     # Stage 8, as a user runs it after stage 7: metrics and the listening report of the test set.
     # dio (about 20 times faster than the default harvest, which the metric tests use) and 6
