@@ -259,6 +259,11 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
   done
 fi
 
+# The config states the hop length three times; a mismatch would train on misaligned windows.
+if [ "${stop_stage}" -ge 4 ]; then
+  local/check_train_config.py "${train_config}" || exit 1
+fi
+
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
   log "Stage 4: text: ${dumpdir}/raw/<set>/text -> ${token_list} (g2p ${g2p}, cleaner ${cleaner})"
   dump_dirs=()

@@ -8,6 +8,7 @@ import argparse
 
 from espnet2.tasks.gan_tts import GANTTSTask
 from espnet2_vits_ext.train.trainer import ResilientGANTrainer
+from espnet2_vits_ext.vits.hop_length import check_hop_lengths
 
 
 class ResilientGANTTSTask(GANTTSTask):
@@ -20,3 +21,9 @@ class ResilientGANTTSTask(GANTTSTask):
         super().check_required_command_args(args)
         if not args.print_config:
             cls.trainer.check_options(args)
+
+    @classmethod
+    def build_model(cls, args: argparse.Namespace):
+        # FastVITS alone cannot see the feature extractor's hop; the whole config can.
+        check_hop_lengths(vars(args), getattr(args, "config", None) or "training arguments")
+        return super().build_model(args)

@@ -36,6 +36,7 @@ from espnet2_vits_ext.vits.espnet_defaults import (
 from espnet2_vits_ext.vits.discriminators.multi_scale_multi_period import AVAILABLE_DISCRIMINATORS
 from espnet2_vits_ext.vits.generator import VITSGenerator
 from espnet2_vits_ext.vits.generator_outputs import GeneratorOutput
+from espnet2_vits_ext.vits.hop_length import check_model_hops
 from espnet2_vits_ext.vits.losses.kl import KLDivergenceLoss
 from espnet2_vits_ext.vits.losses.objectives import (
     discriminator_objective,
@@ -90,7 +91,8 @@ class FastVITS(AbsGANTTS):
             generator_adv_loss_params: Generator adversarial loss arguments.
             discriminator_adv_loss_params: Discriminator adversarial loss arguments.
             feat_match_loss_params: Feature matching loss arguments.
-            mel_loss_params: Mel spectrogram L1 loss arguments.
+            mel_loss_params: Mel spectrogram L1 loss arguments; its ``hop_length`` must be
+                the product of ``generator_params.decoder_upsample_scales``.
             lambda_adv, lambda_mel, lambda_feat_match, lambda_dur, lambda_kl: Weights of
                 the generator's loss terms.
             cache_generator_outputs: Reuse the generator turn's outputs in the following
@@ -102,6 +104,10 @@ class FastVITS(AbsGANTTS):
                 (bfloat16 weights and activations, float32 accumulation; needs a CPU with
                 AVX512-BF16 or AMX). Training is unaffected. See
                 :meth:`set_inference_precision`.
+
+        Raises:
+            ValueError: The decoder's upsampling product differs from the mel loss's hop
+                (see :mod:`espnet2_vits_ext.vits.hop_length`), or an unknown type.
         """
         super().__init__()
         if generator_type not in GENERATORS:
@@ -114,6 +120,7 @@ class FastVITS(AbsGANTTS):
                 f"FastVITS: discriminator_type must be one of {sorted(DISCRIMINATORS)}, "
                 f"got {discriminator_type!r}"
             )
+        check_model_hops(generator_params, mel_loss_params)
         # idim and odim come from the data (token list, feature extractor), as in ESPnet.
         generator_params = dict(copy.deepcopy(generator_params), vocabs=idim, aux_channels=odim)
         self.generator = GENERATORS[generator_type](**generator_params)
