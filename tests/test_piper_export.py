@@ -10,6 +10,9 @@ summation order, nothing more.
 """
 
 import json
+import resource
+import signal
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from espnet2.tasks.gan_tts import GANTTSTask
 from espnet2_vits_ext.bin.export_piper import main as export_main
 from espnet2_vits_ext.piper.export_symbols import DROPPED, piper_symbols
 
+REPO = Path(__file__).resolve().parents[1]
 TOKENS = ["<blank>", "<unk>", "<space>", "ə", "ˈ", "n", "t", "s", "l", "ɪ", "d", "<sos/eos>"]
 # Tokens of "did ənˈts lɪstɹn": "ɹ" is not in the tiny vocabulary, so ESPnet reads <unk>.
 PHONEMES = list("dɪd ənˈts lɪstɹn")
@@ -128,3 +132,24 @@ def test_bad_models_are_one_error_line_and_leave_nothing(tmp_path, capsys):
     _fails_cleanly([str(other_zip), str(out_dir)], out_dir, capsys, f"{other_zip}: not a packed ESPnet")
     espnet_vits = pack_tiny_model(tmp_path / "espnet", tiny_tts_conf(), name="espnet_vits", model="vits")
     _fails_cleanly([str(espnet_vits), str(out_dir)], out_dir, capsys, "tts: vits, only fast_vits")
+
+
+def test_stage_script_on_a_full_disk_is_one_line_and_the_rerun_finishes(single_speaker, tmp_path):
+    """local/export_piper_voice.sh (stage 7) with files limited to 800 kB: room for the unpacked
+    tiny model (0.4 MB) and phonemizer's copy of libespeak-ng (0.65 MB), not for the graph (1.1 MB)."""
+    out_dir = tmp_path / "packed"
+    command = [str(REPO / "local" / "export_piper_voice.sh"), str(single_speaker / "model" / "tiny.zip"), str(out_dir)]
+
+    def file_size_limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writers get EFBIG, as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (800_000, 800_000))
+
+    full = subprocess.run(command, cwd=REPO, capture_output=True, text=True, preexec_fn=file_size_limit)
+    assert full.returncode != 0
+    lines = [line for line in full.stderr.splitlines() if "cannot write" in line]
+    assert len(lines) == 1 and f"{out_dir / 'tiny.onnx'}: File too large" in lines[0], full.stderr
+    assert sorted(p.name for p in out_dir.iterdir()) == ["command.sh"]  # no voice, temporary or marker
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in out_dir.iterdir()) == [".tiny.onnx.done", "command.sh", "tiny.onnx", "tiny.onnx.json"]
+

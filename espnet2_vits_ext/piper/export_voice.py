@@ -10,13 +10,14 @@ Both files are written under temporary names and renamed at the end (the ``.onnx
 first: Piper finds a voice by its ``.onnx``).
 """
 
+import contextlib
 import json
 import os
 import tempfile
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ def _load(zip_path: Path, unpacked: str):
         warnings.simplefilter("ignore")  # the zoo warns that it expands a local file
         try:
             files = ModelDownloader(cachedir=unpacked).unpack_local_file(str(zip_path))
-        except (KeyError, OSError, RuntimeError, yaml.YAMLError) as error:
+        except (KeyError, RuntimeError, yaml.YAMLError) as error:  # OSError: a write failure, passed on
             raise PiperExportError(f"{zip_path}: not a packed ESPnet model ({error})") from error
     if "train_config" not in files or "model_file" not in files:
         raise PiperExportError(f"{zip_path}: not a packed ESPnet TTS model (no train_config/model_file)")
@@ -146,6 +147,16 @@ def _check_onnx(graph: PiperSynthesisGraph, symbols: PiperSymbols, phonemes, pat
         raise PiperExportError(f"{zip_path}: onnxruntime differs from torch by {difference:.3g} (> {CHECK_TOLERANCE})")
 
 
+@contextlib.contextmanager
+def _naming_write_errors(path: Path) -> Iterator[None]:
+    """A write failure in the block (full disk, file size limit) is reported as one of ``path``
+    (the file the user asked for, not its temporary, nor none as torch's writer gives)."""
+    try:
+        yield
+    except OSError as error:
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+
+
 def _probe_phonemes(symbols: PiperSymbols, count: int):
     """``count`` phonemes of the token list, cycled: an utterance to trace or check on."""
     own = [symbol for symbol in symbols.phoneme_id_map if symbol not in ("_", "^", "$")]
@@ -186,10 +197,12 @@ def export_voice(
     onnx_temporary = out_dir / f".{name}.onnx.tmp.{os.getpid()}"
     json_temporary = out_dir / f".{name}.onnx.json.tmp.{os.getpid()}"
     try:
-        _export_onnx(graph, symbols, _probe_phonemes(symbols, 9), onnx_temporary)
+        with _naming_write_errors(onnx_path):
+            _export_onnx(graph, symbols, _probe_phonemes(symbols, 9), onnx_temporary)
         _check_onnx(graph, symbols, _probe_phonemes(symbols, 23), onnx_temporary, zip_path)
-        json_temporary.write_text(json.dumps(settings, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        json_temporary.replace(json_path)
+        with _naming_write_errors(json_path):
+            json_temporary.write_text(json.dumps(settings, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            json_temporary.replace(json_path)
         onnx_temporary.replace(onnx_path)
     finally:
         onnx_temporary.unlink(missing_ok=True)
