@@ -17,7 +17,8 @@ from espnet2.gan_tts.vits.transform import piecewise_rational_quadratic_transfor
 from helpers.espnet_parity import signature_defaults
 
 from espnet2_vits_ext.layers.dilated_depth_separable_conv import DilatedDepthSeparableConv
-from espnet2_vits_ext.layers.duration_flows import ConvFlow, ElementwiseAffineFlow, FlipFlow, LogFlow
+from espnet2_vits_ext.layers.duration_flows import ConvFlow, ElementwiseAffineFlow, LogFlow
+from espnet2_vits_ext.layers.flip_flow import FlipFlow
 from espnet2_vits_ext.vits.duration_predictor import StochasticDurationPredictor
 from espnet2_vits_ext.layers.rational_quadratic_spline import rational_quadratic_spline
 

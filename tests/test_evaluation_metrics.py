@@ -9,7 +9,7 @@ import pytest
 from helpers.synthetic_speech import SAMPLING_RATE, VOWELS, vowel_sequence, white_noise
 
 from espnet2_vits_ext.evaluation.acoustic_features import AnalysisConfig
-from espnet2_vits_ext.evaluation.alignment_plot import durations_to_path
+from espnet2_vits_ext.evaluation.alignment_plot import alignment_matrix
 from espnet2_vits_ext.evaluation.dtw import align_frames
 from espnet2_vits_ext.evaluation.duration import compare_durations, speech_seconds
 from espnet2_vits_ext.evaluation.mel_cepstral_distortion import frame_distortions_db
@@ -173,9 +173,9 @@ def test_metrics_tsv_with_other_columns_is_rejected(tmp_path):
         read_metrics_tsv(tmp_path / "metrics.tsv")
 
 
-def test_durations_expand_to_a_monotonic_path():
+def test_the_plotted_alignment_is_the_models_monotonic_path():
     durations = np.array([2, 0, 3, 1])
-    path = durations_to_path(durations)
+    path = alignment_matrix(durations)
     assert path.shape == (6, 4)
     np.testing.assert_array_equal(path.sum(axis=1), np.ones(6))
     np.testing.assert_array_equal(path.sum(axis=0), durations)

@@ -9,25 +9,21 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 from typeguard import typechecked
 
+from espnet2_vits_ext.vits.monotonic_alignment import durations_to_path
 
-@typechecked
-def durations_to_path(durations: np.ndarray) -> np.ndarray:
-    """Expand durations into the hard alignment matrix.
 
-    Args:
-        durations: Frames per input token, shape (T_text,).
-
-    Returns:
-        0/1 matrix of shape (T_feats, T_text), T_feats = sum(durations); each row has exactly
-        one 1, and column j has durations[j] of them, in order.
-    """
-    token_of_frame = np.repeat(np.arange(len(durations)), durations)  # (T_feats,)
-    path = np.zeros((len(token_of_frame), len(durations)), dtype=np.float32)
-    path[np.arange(len(token_of_frame)), token_of_frame] = 1.0
-    return path
+def alignment_matrix(durations: np.ndarray) -> np.ndarray:
+    """The 0/1 path (T_feats, T_text), T_feats = sum(durations), drawn by the model's own
+    :func:`espnet2_vits_ext.vits.monotonic_alignment.durations_to_path`."""
+    per_token = torch.as_tensor(np.asarray(durations, dtype=np.int64)).view(1, -1)  # (1, T_text)
+    frames = int(per_token.sum())
+    text_mask = torch.ones_like(per_token, dtype=torch.bool)
+    feats_mask = torch.ones(1, frames, dtype=torch.bool)
+    return durations_to_path(per_token, text_mask, feats_mask)[0].numpy()
 
 
 @typechecked
@@ -35,7 +31,7 @@ def plot_alignment(
     durations: np.ndarray, output_path: Union[str, Path], title: str = ""
 ) -> None:
     """Save the alignment matrix as a PNG: input token on x, output frame on y (as ESPnet)."""
-    path = durations_to_path(durations)
+    path = alignment_matrix(durations)
     figure = Figure(figsize=(3.6, 2.6), dpi=80, layout="constrained")
     ax = figure.subplots()
     ax.imshow(path, origin="lower", aspect="auto", cmap="viridis", interpolation="nearest")

@@ -8,36 +8,19 @@ durations enter through a log transform (:class:`LogFlow`).
 Constructor arguments and ``state_dict`` keys are those of the classes of the same names in
 ESPnet's ``espnet2/gan_tts/vits/flow.py``.
 
-Every flow here has the one signature ``flow(x, x_mask, g=None, inverse=False)`` and the
-same return arity both ways: ``(y, logdet)`` forward, with ``logdet`` the log-determinant of
-the Jacobian summed over the valid frames, shape (B,); ``(x, None)`` in reverse. (ESPnet's
-return the tensor alone in reverse.) Tensors are (B, channels, T) and masks (B, 1, T).
+Every flow here keeps the contract of :mod:`espnet2_vits_ext.layers.flip_flow` (whose
+:class:`FlipFlow` sits between the coupling layers): ``(y, logdet)`` forward, ``(x, None)``
+in reverse. Tensors are (B, channels, T) and masks (B, 1, T).
 """
 
 import math
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 
 from espnet2_vits_ext.layers.dilated_depth_separable_conv import DilatedDepthSeparableConv
+from espnet2_vits_ext.layers.flip_flow import FlowOutput
 from espnet2_vits_ext.layers.rational_quadratic_spline import rational_quadratic_spline
-
-FlowOutput = Tuple[torch.Tensor, Optional[torch.Tensor]]
-
-
-class FlipFlow(torch.nn.Module):
-    """Reverse the channel order, so that the next coupling layer transforms the other half."""
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        x_mask: Optional[torch.Tensor] = None,
-        g: Optional[torch.Tensor] = None,
-        inverse: bool = False,
-    ) -> FlowOutput:
-        """Flip ``x`` (B, channels, T) along channels; a permutation, so ``logdet`` is 0 (B,)."""
-        y = torch.flip(x, [1])
-        return (y, None) if inverse else (y, x.new_zeros(x.size(0)))
 
 
 class LogFlow(torch.nn.Module):

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from typeguard import typechecked
 
 from espnet2_vits_ext.layers.dilated_depth_separable_conv import DilatedDepthSeparableConv
-from espnet2_vits_ext.layers.duration_flows import ConvFlow, ElementwiseAffineFlow, FlipFlow, LogFlow
+from espnet2_vits_ext.layers.duration_flows import ConvFlow, ElementwiseAffineFlow, LogFlow
+from espnet2_vits_ext.layers.flip_flow import FlipFlow
 
 LOG_2PI = math.log(2 * math.pi)
 

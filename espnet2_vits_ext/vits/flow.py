@@ -7,45 +7,36 @@ residual affine coupling layers (half of the channels go through a WaveNet that 
 a shift, and a log-scale unless ``use_only_mean``, for the other half) with channel flips.
 Constructor arguments and weights are those of ESPnet's ``ResidualAffineCouplingBlock``
 (flips included as parameter-free entries, so coupling layers keep the keys
-``flows.0``, ``flows.2``, ...).
+``flows.0``, ``flows.2``, ...). Its layers keep the flow contract of
+:mod:`espnet2_vits_ext.layers.flip_flow` (``(y, logdet)`` forward, ``(x, None)`` in
+reverse); the block itself returns the tensor alone both ways, as ESPnet's does.
 """
 
-from typing import Optional, Tuple, Union
+from typing import Optional
 
 import torch
 from torch import nn
 
+from espnet2_vits_ext.layers.flip_flow import FlipFlow, FlowOutput
 from espnet2_vits_ext.layers.wavenet import vits_wavenet
 
 
-class FlipFlow(nn.Module):
-    """Reverse the channel order (its own inverse; log-determinant 0)."""
-
-    def forward(
-        self, x: torch.Tensor, *args, inverse: bool = False, **kwargs
-    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """Flip ``x`` (B, C, T); forward also returns a zero log-determinant (B,)."""
-        x = torch.flip(x, [1])
-        if inverse:
-            return x
-        return x, x.new_zeros(x.size(0))
-
-
 class ResidualAffineCouplingLayer(nn.Module):
-    """Residual affine coupling layer.
+    """One coupling layer: the first half of the channels sets a shift (and scale) of the second.
 
     Args:
-        in_channels (int): Number of input channels (even).
-        hidden_channels (int): Number of hidden channels.
-        kernel_size (int): Kernel size for WaveNet.
-        base_dilation (int): Base dilation factor for WaveNet.
-        layers (int): Number of layers of WaveNet.
-        stacks (int): Number of stacks of WaveNet.
-        global_channels (int): Number of global channels.
-        dropout_rate (float): Dropout rate.
-        use_weight_norm (bool): Whether to use weight normalization in WaveNet.
-        bias (bool): Whether to use bias paramters in WaveNet.
-        use_only_mean (bool): Whether to estimate only mean.
+        in_channels (int): Channels of ``x``; even, split into two halves.
+        hidden_channels (int): Width of the WaveNet that reads the first half.
+        kernel_size (int): The WaveNet's dilated kernel size.
+        base_dilation (int): The WaveNet's dilation grows as powers of this.
+        layers (int): WaveNet layers.
+        stacks (int): Dilation cycles over those layers.
+        global_channels (int): Width of the speaker embedding ``g`` (<= 0: none).
+        dropout_rate (float): Dropout inside the WaveNet.
+        use_weight_norm (bool): Weight-normalise the WaveNet's convolutions.
+        bias (bool): Give the WaveNet's convolutions biases.
+        use_only_mean (bool): Predict a shift only (volume-preserving, as in the paper),
+            not also a log-scale.
 
     """
 
@@ -92,12 +83,19 @@ class ResidualAffineCouplingLayer(nn.Module):
         x_mask: torch.Tensor,
         g: Optional[torch.Tensor] = None,
         inverse: bool = False,
-    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """Transform ``x`` (B, in_channels, T).
+    ) -> FlowOutput:
+        """Shift (and scale) the second half of ``x``, or undo it with ``inverse``.
+
+        Args:
+            x (Tensor): Latent (B, in_channels, T).
+            x_mask (Tensor): 1 on valid frames (B, 1, T).
+            g (Optional[Tensor]): Speaker embedding (B, global_channels, 1).
+            inverse (bool): Undo the transform.
 
         Returns:
-            Tensor: Output tensor (B, in_channels, T).
-            Tensor: Log-determinant tensor for NLL (B,), forward direction only.
+            Tensor: The transformed latent (B, in_channels, T), first half unchanged.
+            Optional[Tensor]: Forward, the log-determinant summed over valid frames
+                (B,); in reverse, None.
 
         """
         xa, xb = x.split(self.half_channels, dim=1)
@@ -116,26 +114,26 @@ class ResidualAffineCouplingLayer(nn.Module):
                 xb = (xb - m) * torch.exp(-logs) * x_mask
         x = torch.cat([xa, xb], 1)
         if inverse:
-            return x
+            return x, None
         logdet = x.new_zeros(x.size(0)) if logs is None else torch.sum(logs, [1, 2])
         return x, logdet
 
 
 class ResidualAffineCouplingBlock(nn.Module):
-    """Residual affine coupling block: the flow ``f`` of VITS.
+    """The flow ``f`` of VITS: coupling layers, each followed by a channel flip.
 
     Args:
-        in_channels (int): Number of input channels.
-        hidden_channels (int): Number of hidden channels.
-        flows (int): Number of coupling layers (each followed by a flip).
-        kernel_size (int): Kernel size for WaveNet.
-        base_dilation (int): Base dilation factor for WaveNet.
-        layers (int): Number of layers of WaveNet.
-        global_channels (int): Number of global channels.
-        dropout_rate (float): Dropout rate.
-        use_weight_norm (bool): Whether to use weight normalization in WaveNet.
-        bias (bool): Whether to use bias paramters in WaveNet.
-        use_only_mean (bool): Whether to estimate only mean.
+        in_channels (int): Channels of the latent (the generator's hidden channels).
+        hidden_channels (int): Width of each coupling layer's WaveNet.
+        flows (int): How many coupling layers (each followed by a flip).
+        kernel_size (int): The WaveNets' dilated kernel size.
+        base_dilation (int): Their dilation grows as powers of this.
+        layers (int): Layers of each WaveNet (one dilation cycle).
+        global_channels (int): Width of the speaker embedding ``g`` (<= 0: none).
+        dropout_rate (float): Dropout inside the WaveNets.
+        use_weight_norm (bool): Weight-normalise the WaveNets' convolutions.
+        bias (bool): Give the WaveNets' convolutions biases.
+        use_only_mean (bool): Shift-only coupling layers (volume-preserving).
 
     """
 
@@ -180,22 +178,21 @@ class ResidualAffineCouplingBlock(nn.Module):
         g: Optional[torch.Tensor] = None,
         inverse: bool = False,
     ) -> torch.Tensor:
-        """Map ``z`` to ``z_p`` (``inverse=False``) or ``z_p`` to ``z`` (``inverse=True``).
+        """Map ``z`` to ``z_p`` (training), or ``z_p`` back to ``z`` with ``inverse`` (synthesis).
 
         Args:
-            x (Tensor): Input tensor (B, in_channels, T).
-            x_mask (Tensor): Mask tensor (B, 1, T).
-            g (Optional[Tensor]): Global conditioning tensor (B, global_channels, 1).
-            inverse (bool): Whether to inverse the flow.
+            x (Tensor): ``z`` or, with ``inverse``, ``z_p`` (B, in_channels, T_feats).
+            x_mask (Tensor): 1 on valid frames (B, 1, T_feats).
+            g (Optional[Tensor]): Speaker embedding (B, global_channels, 1).
+            inverse (bool): Run the layers backwards, each inverted.
 
         Returns:
-            Tensor: Output tensor (B, in_channels, T).
+            Tensor: ``z_p`` or, with ``inverse``, ``z`` (B, in_channels, T_feats). The
+                log-determinants are dropped, as ESPnet drops them (zero for the
+                paper's shift-only layers).
 
         """
-        if not inverse:
-            for flow in self.flows:
-                x, _ = flow(x, x_mask, g=g, inverse=False)
-        else:
-            for flow in reversed(self.flows):
-                x = flow(x, x_mask, g=g, inverse=True)
+        layers = reversed(self.flows) if inverse else self.flows
+        for flow in layers:
+            x, _ = flow(x, x_mask, g=g, inverse=inverse)
         return x
