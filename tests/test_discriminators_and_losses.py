@@ -227,8 +227,10 @@ def test_losses_are_float32_and_finite_under_autocast(dtype):
     y_hat = torch.randn(2, 1, 640, requires_grad=True)
     y = torch.randn(2, 1, 640)
     mel = mel_loss.MelSpectrogramLoss(**TINY_MEL_LOSS_PARAMS)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=dtype):
         p_hat, p = disc(y_hat), disc(y)
+        # autocast really ran the discriminator's convolutions in the half dtype
+        assert all(t.dtype == dtype for o in p_hat + p for t in o)
         # scores large enough that their squares overflow fp16
         p_hat_big = [[t.to(dtype) * 0 + 300.0 for t in o] for o in p_hat]
         losses = dict(

@@ -1,6 +1,7 @@
 """FastVITS against ESPnet's installed VITS: same weights in, same waveforms and losses out."""
 
 import copy
+import inspect
 import warnings
 
 import pytest
@@ -144,6 +145,15 @@ def _assert_same_discriminator_outputs(expected, actual) -> None:
             )
 
 
+def _assert_same_gradients(espnet: VITS, ours: FastVITS) -> None:
+    ours_parameters = dict(ours.named_parameters())
+    for name, parameter in espnet.named_parameters():
+        mine = ours_parameters[name]
+        assert (parameter.grad is None) == (mine.grad is None), name
+        if parameter.grad is not None:
+            torch.testing.assert_close(mine.grad, parameter.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_state_dict_keys_and_loading_both_ways():
     espnet, ours = _pair(tiny_tts_conf())
     assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
@@ -242,12 +252,46 @@ def test_losses_stats_and_gradients_match_espnet(forward_generator, conditioning
     _assert_same_losses(expected, actual)
     expected["loss"].backward()
     actual["loss"].backward()
-    ours_parameters = dict(ours.named_parameters())
-    for name, parameter in espnet.named_parameters():
-        mine = ours_parameters[name]
-        assert (parameter.grad is None) == (mine.grad is None), name
-        if parameter.grad is not None:
-            torch.testing.assert_close(mine.grad, parameter.grad, rtol=1e-4, atol=1e-5, msg=name)
+    _assert_same_gradients(espnet, ours)
+
+
+def test_training_step_with_dropout_matches_espnet_in_both_turns():
+    """A whole training step in train mode, dropout on (text encoder 0.1, duration
+    predictor 0.5): with the same seed, the same random draws in the same order give the
+    same losses and gradients as ESPnet's VITS, in the generator turn and in the
+    discriminator turn that reuses its cached outputs."""
+    conf = tiny_tts_conf()
+    assert conf["generator_params"]["text_encoder_dropout_rate"] > 0
+    assert conf["generator_params"]["stochastic_duration_predictor_dropout_rate"] > 0
+    espnet, ours = _pair(conf)
+    _randomize(espnet.discriminator, 17)
+    ours.load_state_dict(espnet.state_dict(), strict=True)
+    extra = _missing_layer_drop_draws(espnet, ours)
+    espnet.train()
+    ours.train()
+    batch = _batch(18)
+    results = {}
+    for name, model, draws in (("espnet", espnet, 0), ("ours", ours, extra)):
+        _seed(19, draws)
+        turns = []
+        for forward_generator in (True, False):
+            model.zero_grad(set_to_none=True)
+            result = model(**batch, forward_generator=forward_generator)
+            result["loss"].backward()
+            gradients = {key: value.grad for key, value in model.named_parameters()}
+            turns.append((result, gradients))
+        results[name] = turns
+    for (expected, expected_gradients), (actual, actual_gradients) in zip(results["espnet"], results["ours"]):
+        _assert_same_losses(expected, actual)
+        assert expected_gradients.keys() == actual_gradients.keys()
+        for key, gradient in expected_gradients.items():
+            assert (gradient is None) == (actual_gradients[key] is None), key
+            if gradient is not None:
+                torch.testing.assert_close(actual_gradients[key], gradient, rtol=1e-4, atol=1e-5, msg=key)
+    # Dropout really drew: the same step in eval mode gives another generator loss.
+    ours.eval()
+    _seed(19, extra)
+    assert not torch.allclose(ours(**batch, forward_generator=True)["loss"], results["ours"][0][0]["loss"])
 
 
 def test_discriminator_outputs_match_espnet():
@@ -307,7 +351,10 @@ def ljspeech_pair():
     only run them in eval mode and never step or change them.
     """
     torch.manual_seed(0)
-    espnet = VITS(idim=LJSPEECH_VOCAB, odim=LJSPEECH_BINS)
+    # ESPnet's VITS writes vocabs/aux_channels into its default generator_params dict in
+    # place; a copy keeps its signature's defaults intact for the other tests.
+    defaults = inspect.signature(VITS).parameters["generator_params"].default
+    espnet = VITS(idim=LJSPEECH_VOCAB, odim=LJSPEECH_BINS, generator_params=copy.deepcopy(defaults))
     _randomize(espnet, seed=16)
     ours = FastVITS(idim=LJSPEECH_VOCAB, odim=LJSPEECH_BINS)
     ours.load_state_dict(espnet.state_dict(), strict=True)
