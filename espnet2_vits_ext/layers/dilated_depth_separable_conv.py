@@ -81,7 +81,7 @@ class DilatedDepthSeparableConv(torch.nn.Module):
         dropout_rate: float = 0.0,
         eps: float = 1e-5,
     ):
-        """Initialize DilatedDepthSeparableConv module.
+        """Build ``layers`` residual depth-separable layers of growing dilation.
 
         Args:
             channels (int): Number of channels (input, hidden and output).
@@ -98,16 +98,16 @@ class DilatedDepthSeparableConv(torch.nn.Module):
         )
 
     def forward(self, x: torch.Tensor, x_mask: torch.Tensor, g: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Calculate forward propagation.
+        """Add the condition, then each layer's residual branch.
 
         Args:
-            x (Tensor): Input tensor (B, channels, T).
-            x_mask (Tensor): Mask tensor (B, 1, T).
+            x (Tensor): Features (B, channels, T).
+            x_mask (Tensor): 1 on valid frames, 0 on padding (B, 1, T).
             g (Optional[Tensor]): Conditioning added to the input, (B, channels, T) or
                 (B, channels, 1).
 
         Returns:
-            Tensor: Output tensor (B, channels, T), zero at padded frames.
+            Tensor: Features (B, channels, T), zero at padded frames.
 
         """
         if g is not None:

@@ -34,17 +34,17 @@ class LogFlow(torch.nn.Module):
         inverse: bool = False,
         eps: float = 1e-5,
     ) -> FlowOutput:
-        """Calculate forward propagation.
+        """Take the log of durations (forward) or exponentiate log-durations (reverse).
 
         Args:
-            x (Tensor): Input tensor (B, channels, T), positive on valid frames.
-            x_mask (Tensor): Mask tensor (B, 1, T).
+            x (Tensor): Durations (B, channels, T), positive on valid frames.
+            x_mask (Tensor): 1 on valid frames, 0 on padding (B, 1, T).
             g (Optional[Tensor]): Unused (uniform flow signature).
             inverse (bool): Apply ``exp`` instead.
             eps (float): Floor of ``x`` before the log.
 
         Returns:
-            Tensor: Output tensor (B, channels, T), zero at padded frames.
+            Tensor: The mapped values (B, channels, T), zero at padded frames.
             Optional[Tensor]: ``logdet`` (B,) forward (``-sum(log x)``), None in reverse.
 
         """
@@ -58,10 +58,10 @@ class ElementwiseAffineFlow(torch.nn.Module):
     """``y = m + exp(logs) * x`` with a learned shift ``m`` and log-scale ``logs`` per channel."""
 
     def __init__(self, channels: int):
-        """Initialize ElementwiseAffineFlow module (the identity map at initialisation).
+        """Start as the identity map (``m`` = ``logs`` = 0).
 
         Args:
-            channels (int): Number of channels.
+            channels (int): Channels of ``x``, each with its own shift and log-scale.
 
         """
         super().__init__()
@@ -76,16 +76,16 @@ class ElementwiseAffineFlow(torch.nn.Module):
         g: Optional[torch.Tensor] = None,
         inverse: bool = False,
     ) -> FlowOutput:
-        """Calculate forward propagation.
+        """Scale and shift each channel (forward), or undo it (reverse).
 
         Args:
-            x (Tensor): Input tensor (B, channels, T).
-            x_mask (Tensor): Mask tensor (B, 1, T).
+            x (Tensor): Values (B, channels, T).
+            x_mask (Tensor): 1 on valid frames, 0 on padding (B, 1, T).
             g (Optional[Tensor]): Unused (uniform flow signature).
             inverse (bool): Apply the inverse map.
 
         Returns:
-            Tensor: Output tensor (B, channels, T), zero at padded frames.
+            Tensor: The mapped values (B, channels, T), zero at padded frames.
             Optional[Tensor]: ``logdet`` (B,) forward, None in reverse.
 
         """
@@ -108,14 +108,14 @@ class ConvFlow(torch.nn.Module):
         bins: int = 10,
         tail_bound: float = 5.0,
     ):
-        """Initialize ConvFlow module (the proj layer starts at zero, as in VITS).
+        """Build the coupling network; its projection starts at zero (the identity spline), as in VITS.
 
         Args:
-            in_channels (int): Number of input channels (even; the halves are coupled).
-            hidden_channels (int): Number of hidden channels of the DDSConv network.
-            kernel_size (int): Kernel size of the DDSConv network.
-            layers (int): Number of DDSConv layers.
-            bins (int): Number of spline bins.
+            in_channels (int): Channels of ``x`` (even; the halves are coupled).
+            hidden_channels (int): Width of the DDSConv network.
+            kernel_size (int): Its depth-wise kernel size.
+            layers (int): Its layers.
+            bins (int): Spline bins per transformed value.
             tail_bound (float): The spline covers ``[-tail_bound, tail_bound]``; identity outside.
 
         """
@@ -139,16 +139,16 @@ class ConvFlow(torch.nn.Module):
         g: Optional[torch.Tensor] = None,
         inverse: bool = False,
     ) -> FlowOutput:
-        """Calculate forward propagation.
+        """Pass the second half of ``x`` through the spline set by the first half.
 
         Args:
-            x (Tensor): Input tensor (B, in_channels, T).
-            x_mask (Tensor): Mask tensor (B, 1, T).
+            x (Tensor): Values (B, in_channels, T).
+            x_mask (Tensor): 1 on valid frames, 0 on padding (B, 1, T).
             g (Optional[Tensor]): Condition added to the hidden features (B, hidden_channels, T).
             inverse (bool): Apply the inverse map.
 
         Returns:
-            Tensor: Output tensor (B, in_channels, T), zero at padded frames.
+            Tensor: The mapped values (B, in_channels, T), zero at padded frames.
             Optional[Tensor]: ``logdet`` (B,) forward, None in reverse.
 
         """

@@ -112,7 +112,7 @@ class ConvolutionModule(nn.Module):
     activation, pointwise conv. Padded frames are not masked (as in ESPnet).
 
     Args:
-        channels (int): Number of channels.
+        channels (int): Channels in and out.
         kernel_size (int): Depthwise kernel size (odd).
         activation (nn.Module): Activation after the BatchNorm.
         bias (bool): Whether the convolutions have biases.

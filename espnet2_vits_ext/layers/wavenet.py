@@ -21,27 +21,27 @@ from espnet2_vits_ext.layers.wavenet_residual_block import Conv1d1x1, ResidualBl
 
 
 class WaveNet(nn.Module):
-    """WaveNet with global conditioning (ESPnet's ``espnet2.gan_tts.wavenet.WaveNet``).
+    """A stack of gated dilated layers whose skip outputs are summed (ESPnet's WaveNet layout).
 
     Args:
-        in_channels (int): Number of input channels (used with ``use_first_conv``).
-        out_channels (int): Number of output channels (used with ``use_last_conv``).
-        kernel_size (int): Kernel size of dilated convolution.
-        layers (int): Number of residual block layers.
-        stacks (int): Number of stacks i.e., dilation cycles.
-        base_dilation (int): Base dilation factor.
-        residual_channels (int): Number of channels in residual conv.
-        aux_channels (int): Number of channels for local conditioning feature.
-        gate_channels (int): Number of channels in gated conv.
-        skip_channels (int): Number of channels in skip conv.
-        global_channels (int): Number of channels for global conditioning feature.
-        dropout_rate (float): Dropout rate. 0.0 means no dropout applied.
-        bias (bool): Whether to use bias parameter in conv layer.
-        use_weight_norm (bool): Whether to apply weight norm to all conv layers.
-        use_first_conv (bool): Whether to use the first conv layers.
-        use_last_conv (bool): Whether to use the last conv layers.
-        scale_residual (bool): Whether to scale the residual outputs.
-        scale_skip_connect (bool): Whether to scale the skip connection outputs.
+        in_channels (int): Channels of ``x`` when a 1x1 input conv is used (``use_first_conv``).
+        out_channels (int): Channels of the result when the output convs are used (``use_last_conv``).
+        kernel_size (int): Kernel size of every dilated conv (odd).
+        layers (int): How many gated layers.
+        stacks (int): Dilation cycles: within each, layer ``j`` has dilation ``base_dilation ** j``.
+        base_dilation (int): See ``stacks``.
+        residual_channels (int): Width of the residual path between layers.
+        aux_channels (int): Width of the local conditioning ``c`` (<= 0: none).
+        gate_channels (int): Width of each dilated conv's output, split in two for the gate.
+        skip_channels (int): Width of each layer's skip output (and of their sum).
+        global_channels (int): Width of the global conditioning ``g`` (<= 0: none).
+        dropout_rate (float): Dropout on each layer's input (0: none).
+        bias (bool): Give the convolutions biases.
+        use_weight_norm (bool): Weight-normalise every convolution.
+        use_first_conv (bool): Map ``x`` from ``in_channels`` with a 1x1 conv first.
+        use_last_conv (bool): End with ReLU, 1x1 conv, ReLU, 1x1 conv to ``out_channels``.
+        scale_residual (bool): Multiply each residual sum by sqrt(0.5).
+        scale_skip_connect (bool): Multiply the skip sum by sqrt(1 / layers).
 
     """
 
@@ -112,14 +112,14 @@ class WaveNet(nn.Module):
         c: Optional[torch.Tensor] = None,
         g: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Calculate forward propagation.
+        """Run every layer and return the sum of their skip outputs.
 
         Args:
-            x (Tensor): Input (B, in_channels, T) if use_first_conv else
+            x (Tensor): Features (B, in_channels, T) with ``use_first_conv``, else
                 (B, residual_channels, T).
-            x_mask (Optional[Tensor]): Mask tensor (B, 1, T).
-            c (Optional[Tensor]): Local conditioning features (B, aux_channels, T).
-            g (Optional[Tensor]): Global conditioning features (B, global_channels, 1).
+            x_mask (Optional[Tensor]): 1 on valid frames, 0 on padding (B, 1, T).
+            c (Optional[Tensor]): Per-frame conditioning (B, aux_channels, T).
+            g (Optional[Tensor]): Per-utterance conditioning, e.g. a speaker (B, global_channels, 1).
 
         Returns:
             Tensor: Output (B, out_channels, T) if use_last_conv else (B, skip_channels, T).
@@ -144,7 +144,7 @@ class WaveNet(nn.Module):
         return x
 
     def remove_weight_norm(self):
-        """Remove weight normalization from all of the layers."""
+        """Fold weight norm back into plain ``weight`` parameters (keys change accordingly)."""
         remove_weight_norm(self)
 
     def apply_weight_norm(self):
@@ -159,7 +159,7 @@ class WaveNet(nn.Module):
 
     @property
     def receptive_field_size(self) -> int:
-        """Return receptive field size."""
+        """How many input samples one output sample sees: ``(kernel_size - 1) * sum(dilations) + 1``."""
         return self._get_receptive_field_size(self.layers, self.stacks, self.kernel_size, self.base_dilation)
 
 

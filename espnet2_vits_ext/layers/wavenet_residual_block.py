@@ -42,7 +42,7 @@ class ResidualBlock(nn.Module):
         aux_channels (int): Number of local conditioning channels (<= 0: none).
         global_channels (int): Number of global conditioning channels (<= 0: none).
         dropout_rate (float): Dropout probability on the input.
-        dilation (int): Dilation factor.
+        dilation (int): Dilation of the gated conv.
         bias (bool): Whether the convolutions have biases.
         scale_residual (bool): Whether to scale the residual output by sqrt(0.5).
 
@@ -93,14 +93,14 @@ class ResidualBlock(nn.Module):
         """Compute one layer.
 
         Args:
-            x (Tensor): Input tensor (B, residual_channels, T).
-            x_mask (Optional[Tensor]): Mask tensor (B, 1, T).
-            c (Optional[Tensor]): Local conditioning tensor (B, aux_channels, T).
-            g (Optional[Tensor]): Global conditioning tensor (B, global_channels, 1).
+            x (Tensor): Residual-path features (B, residual_channels, T).
+            x_mask (Optional[Tensor]): 1 on valid frames, 0 on padding (B, 1, T).
+            c (Optional[Tensor]): Per-frame conditioning (B, aux_channels, T).
+            g (Optional[Tensor]): Per-utterance conditioning (B, global_channels, 1).
 
         Returns:
-            Tensor: Output tensor for residual connection (B, residual_channels, T).
-            Tensor: Output tensor for skip connection (B, skip_channels, T).
+            Tensor: ``x`` plus this layer's residual part (B, residual_channels, T).
+            Tensor: This layer's skip part (B, skip_channels, T).
 
         """
         residual = x

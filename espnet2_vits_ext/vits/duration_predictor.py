@@ -64,7 +64,7 @@ class StochasticDurationPredictor(torch.nn.Module):
         dds_conv_layers: int = 3,
         global_channels: Optional[int] = -1,
     ):
-        """Initialize StochasticDurationPredictor module.
+        """Build the condition encoder, the main flow and the posterior flow.
 
         Args:
             channels (int): Number of channels (the text encoder's hidden size).
@@ -108,11 +108,11 @@ class StochasticDurationPredictor(torch.nn.Module):
         *,
         noise: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Calculate forward propagation.
+        """Score given durations (training) or sample log-durations (``inverse``).
 
         Args:
             x (Tensor): Text encoder hidden output (B, channels, T_text); not back-propagated into.
-            x_mask (Tensor): Mask tensor (B, 1, T_text).
+            x_mask (Tensor): 1 on real tokens, 0 on padding (B, 1, T_text).
             w (Optional[Tensor]): Durations in frames (B, 1, T_text); required unless inverse.
             g (Optional[Tensor]): Global conditioning (B, global_channels, 1); not
                 back-propagated into.

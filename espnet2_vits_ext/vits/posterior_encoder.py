@@ -20,20 +20,20 @@ from espnet2_vits_ext.layers.wavenet_residual_block import Conv1d
 
 
 class PosteriorEncoder(nn.Module):
-    """Posterior encoder module in VITS.
+    """q(z | x_lin): a 1x1 conv, a WaveNet and a 1x1 projection to a mean and log-std per frame.
 
     Args:
-        in_channels (int): Number of input channels (linear spectrogram bins).
-        out_channels (int): Number of output channels (latent dimension).
-        hidden_channels (int): Number of hidden channels.
-        kernel_size (int): Kernel size in WaveNet.
-        layers (int): Number of layers of WaveNet.
-        stacks (int): Number of repeat stacking of WaveNet.
-        base_dilation (int): Base dilation factor.
-        global_channels (int): Number of global conditioning channels.
-        dropout_rate (float): Dropout rate.
-        bias (bool): Whether to use bias parameters in conv.
-        use_weight_norm (bool): Whether to apply weight norm.
+        in_channels (int): Linear spectrogram bins.
+        out_channels (int): Size of the latent ``z`` (the generator's hidden channels).
+        hidden_channels (int): Width of the WaveNet.
+        kernel_size (int): The WaveNet's dilated kernel size.
+        layers (int): WaveNet layers.
+        stacks (int): Dilation cycles over those layers.
+        base_dilation (int): Dilations grow as powers of this within a cycle.
+        global_channels (int): Width of the speaker embedding ``g`` (<= 0: none).
+        dropout_rate (float): Dropout inside the WaveNet.
+        bias (bool): Give the WaveNet's convolutions biases.
+        use_weight_norm (bool): Weight-normalise the WaveNet's convolutions.
 
     """
 
@@ -72,15 +72,15 @@ class PosteriorEncoder(nn.Module):
         """Encode a padded batch of spectrograms and sample ``z``.
 
         Args:
-            x (Tensor): Input tensor (B, in_channels, T_feats).
-            x_lengths (Tensor): Length tensor (B,).
-            g (Optional[Tensor]): Global conditioning tensor (B, global_channels, 1).
+            x (Tensor): Linear spectrograms (B, in_channels, T_feats).
+            x_lengths (Tensor): Frames per utterance (B,).
+            g (Optional[Tensor]): Speaker embedding (B, global_channels, 1).
 
         Returns:
-            Tensor: Sampled latent ``z`` (B, out_channels, T_feats).
-            Tensor: Projected mean tensor (B, out_channels, T_feats).
-            Tensor: Projected scale tensor (B, out_channels, T_feats).
-            Tensor: Mask tensor for input tensor (B, 1, T_feats).
+            Tensor: A sample ``z = mean + exp(log_std) * noise`` (B, out_channels, T_feats).
+            Tensor: Posterior means (B, out_channels, T_feats).
+            Tensor: Posterior log standard deviations (B, out_channels, T_feats).
+            Tensor: 1 on valid frames, 0 on padding (B, 1, T_feats).
 
         """
         x_mask = non_pad_mask(x_lengths, x.size(2)).unsqueeze(1).to(dtype=x.dtype)

@@ -34,7 +34,7 @@ class HiFiGANMultiPeriodDiscriminator(torch.nn.Module):
         periods: List[int] = [2, 3, 5, 7, 11],
         discriminator_params: Dict[str, Any] = HIFIGAN_PERIOD_DISCRIMINATOR_PARAMS,
     ):
-        """Initialize the multi-period discriminator.
+        """One period discriminator per entry of ``periods``, each with the same arguments.
 
         Args:
             periods (List[int]): One period discriminator per period.
@@ -50,13 +50,13 @@ class HiFiGANMultiPeriodDiscriminator(torch.nn.Module):
             self.discriminators.append(HiFiGANPeriodDiscriminator(**params))
 
     def forward(self, x: torch.Tensor) -> List[List[torch.Tensor]]:
-        """Calculate forward propagation.
+        """Run one period discriminator per period on the same waveform.
 
         Args:
-            x (Tensor): Input waveform (B, 1, T).
+            x (Tensor): Waveform (B, 1, T).
 
         Returns:
-            List[List[Tensor]]: Every layer's output of each discriminator.
+            List[List[Tensor]]: Per discriminator, every layer's output.
 
         """
         return [d(x) for d in self.discriminators]
@@ -73,7 +73,7 @@ class HiFiGANMultiScaleDiscriminator(torch.nn.Module):
         discriminator_params: Dict[str, Any] = HIFIGAN_SCALE_DISCRIMINATOR_PARAMS,
         follow_official_norm: bool = False,
     ):
-        """Initialize the multi-scale discriminator.
+        """``scales`` scale discriminators, the k-th reading the waveform pooled k times.
 
         Args:
             scales (int): Number of scale discriminators.
@@ -98,13 +98,13 @@ class HiFiGANMultiScaleDiscriminator(torch.nn.Module):
             self.pooling = getattr(torch.nn, downsample_pooling)(**downsample_pooling_params)
 
     def forward(self, x: torch.Tensor) -> List[List[torch.Tensor]]:
-        """Calculate forward propagation.
+        """Run the scale discriminators on the waveform, each on a further pooled copy.
 
         Args:
-            x (Tensor): Input waveform (B, 1, T).
+            x (Tensor): Waveform (B, 1, T).
 
         Returns:
-            List[List[Tensor]]: Every layer's output of each discriminator.
+            List[List[Tensor]]: Per discriminator, every layer's output.
 
         """
         outs = []
@@ -121,17 +121,17 @@ class HiFiGANMultiScaleMultiPeriodDiscriminator(torch.nn.Module):
 
     def __init__(
         self,
-        # Multi-scale discriminator related
+        # the scale discriminators
         scales: int = 3,
         scale_downsample_pooling: str = "AvgPool1d",
         scale_downsample_pooling_params: Dict[str, Any] = HIFIGAN_SCALE_DOWNSAMPLE_POOLING_PARAMS,
         scale_discriminator_params: Dict[str, Any] = HIFIGAN_SCALE_DISCRIMINATOR_PARAMS,
         follow_official_norm: bool = True,
-        # Multi-period discriminator related
+        # the period discriminators
         periods: List[int] = [2, 3, 5, 7, 11],
         period_discriminator_params: Dict[str, Any] = HIFIGAN_PERIOD_DISCRIMINATOR_PARAMS,
     ):
-        """Initialize the multi-scale multi-period discriminator.
+        """The scale discriminators and the period discriminators of HiFi-GAN, as VITS uses them.
 
         Args:
             scales (int): Number of scale discriminators.
@@ -158,13 +158,13 @@ class HiFiGANMultiScaleMultiPeriodDiscriminator(torch.nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> List[List[torch.Tensor]]:
-        """Calculate forward propagation.
+        """Score a waveform with every scale and every period discriminator.
 
         Args:
-            x (Tensor): Input waveform (B, 1, T).
+            x (Tensor): Waveform (B, 1, T).
 
         Returns:
-            List[List[Tensor]]: Scale discriminators' outputs, then period ones'.
+            List[List[Tensor]]: The scale discriminators' layer outputs, then the period ones'.
 
         """
         return self.msd(x) + self.mpd(x)

@@ -38,7 +38,7 @@ class HiFiGANPeriodDiscriminator(torch.nn.Module):
         use_weight_norm: bool = True,
         use_spectral_norm: bool = False,
     ):
-        """Initialize the period discriminator.
+        """Build the 2-D conv stack of one period.
 
         Args:
             in_channels (int): Input channels.
@@ -92,10 +92,10 @@ class HiFiGANPeriodDiscriminator(torch.nn.Module):
             self.apply_spectral_norm()
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """Calculate forward propagation.
+        """Fold the waveform into rows of ``period`` samples and score it with 2-D convs.
 
         Args:
-            x (Tensor): Input waveform (B, in_channels, T).
+            x (Tensor): Waveform (B, in_channels, T); reflect-padded to a multiple of the period.
 
         Returns:
             List[Tensor]: Output of every layer; the last is the flattened score (B, -1).

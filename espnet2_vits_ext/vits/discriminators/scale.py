@@ -54,7 +54,7 @@ class HiFiGANScaleDiscriminator(torch.nn.Module):
         use_weight_norm: bool = True,
         use_spectral_norm: bool = False,
     ):
-        """Initialize the scale discriminator.
+        """Build the 1-D conv stack of one scale.
 
         Args:
             in_channels (int): Input channels.
@@ -112,13 +112,13 @@ class HiFiGANScaleDiscriminator(torch.nn.Module):
         self._register_load_state_dict_pre_hook(self._load_state_dict_pre_hook)
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """Calculate forward propagation.
+        """Score the waveform with strided, grouped 1-D convs.
 
         Args:
-            x (Tensor): Input waveform (B, in_channels, T).
+            x (Tensor): Waveform (B, in_channels, T).
 
         Returns:
-            List[Tensor]: Output of every layer.
+            List[Tensor]: Every layer's output, the score last (feature matching uses all).
 
         """
         outs = []

@@ -36,7 +36,7 @@ class _AdversarialLoss(torch.nn.Module):
     """What the generator and discriminator losses share: the switches and the reduction."""
 
     def __init__(self, average_by_discriminators: bool = True, loss_type: str = "mse"):
-        """Initialize the loss.
+        """Choose the loss form.
 
         Args:
             average_by_discriminators (bool): Average (else sum) over discriminators.
@@ -66,14 +66,14 @@ class GeneratorAdversarialLoss(_AdversarialLoss):
         return -x.mean()
 
     def forward(self, outputs: Outputs) -> torch.Tensor:
-        """Calculate the generator adversarial loss.
+        """How far the generated audio is from being scored as real.
 
         Args:
             outputs (Union[List[List[Tensor]], List[Tensor], Tensor]): Discriminator
                 outputs on generated audio.
 
         Returns:
-            Tensor: Generator adversarial loss value.
+            Tensor: The loss (scalar), averaged over discriminators by default.
 
         """
         with autocast_off(outputs):
@@ -96,7 +96,7 @@ class DiscriminatorAdversarialLoss(_AdversarialLoss):
         return -torch.mean(torch.minimum(-x - 1, torch.zeros_like(x)))
 
     def forward(self, outputs_hat: Outputs, outputs: Outputs) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Calculate the discriminator adversarial loss.
+        """How far the discriminators are from scoring real audio 1 and generated audio 0.
 
         Args:
             outputs_hat (Union[List[List[Tensor]], List[Tensor], Tensor]): Discriminator
@@ -105,8 +105,8 @@ class DiscriminatorAdversarialLoss(_AdversarialLoss):
                 outputs on real audio.
 
         Returns:
-            Tensor: Real loss value.
-            Tensor: Fake loss value.
+            Tensor: The part on real audio (scalar).
+            Tensor: The part on generated audio (scalar).
 
         """
         with autocast_off(outputs, outputs_hat):
@@ -125,7 +125,7 @@ class FeatureMatchLoss(torch.nn.Module):
         average_by_discriminators: bool = True,
         include_final_outputs: bool = False,
     ):
-        """Initialize the loss.
+        """Choose the loss form.
 
         Args:
             average_by_layers (bool): Average (else sum) over the layers of each
@@ -144,7 +144,7 @@ class FeatureMatchLoss(torch.nn.Module):
         feats_hat: Union[List[List[torch.Tensor]], List[torch.Tensor]],
         feats: Union[List[List[torch.Tensor]], List[torch.Tensor]],
     ) -> torch.Tensor:
-        """Calculate the feature-matching loss.
+        """L1 distance between the discriminators' hidden layers on generated and on real audio.
 
         Args:
             feats_hat (Union[List[List[Tensor]], List[Tensor]]): Discriminator layer

@@ -30,7 +30,7 @@ class KLDivergenceLoss(torch.nn.Module):
         logs_p: torch.Tensor,
         z_mask: torch.Tensor,
     ) -> torch.Tensor:
-        """Calculate the KL divergence loss.
+        """``L_kl``: KL of the posterior sample, through the flow, against the text prior.
 
         Args:
             z_p (Tensor): Flow output of the posterior sample (B, H, T_feats).
@@ -40,7 +40,7 @@ class KLDivergenceLoss(torch.nn.Module):
             z_mask (Tensor): Frame mask (B, 1, T_feats).
 
         Returns:
-            Tensor: KL divergence loss.
+            Tensor: The mean KL per valid frame and channel (scalar).
 
         """
         with autocast_off(z_p):
@@ -60,7 +60,7 @@ class KLDivergenceLossWithoutFlow(torch.nn.Module):
         m_p: torch.Tensor,
         logs_p: torch.Tensor,
     ) -> torch.Tensor:
-        """Calculate the KL divergence loss without flow.
+        """KL of two Gaussians frame by frame (the posterior against the prior, no flow between).
 
         Args:
             m_q (Tensor): Posterior mean (B, H, T_feats).
@@ -69,7 +69,7 @@ class KLDivergenceLossWithoutFlow(torch.nn.Module):
             logs_p (Tensor): Expanded prior log-scale (B, H, T_feats).
 
         Returns:
-            Tensor: KL divergence loss.
+            Tensor: The mean KL per valid frame and channel (scalar).
 
         """
         with autocast_off(m_q):

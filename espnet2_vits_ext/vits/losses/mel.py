@@ -156,12 +156,12 @@ class MelSpectrogramLoss(torch.nn.Module):
         onesided: bool = True,
         log_base: Optional[float] = 10.0,
     ):
-        """Initialize the loss.
+        """Set up the mel filter bank and the STFT the loss compares with.
 
         Args:
-            fs (int): Sampling rate.
-            n_fft (int): FFT points.
-            hop_length (int): Hop length.
+            fs (int): Sample rate of the waveforms (Hz).
+            n_fft (int): STFT size.
+            hop_length (int): Samples between frames (the decoder's upsampling product).
             win_length (Optional[int]): Window length (None: n_fft).
             window (str): Window type (``torch.<window>_window``).
             n_mels (int): Number of mel bins.
@@ -196,7 +196,7 @@ class MelSpectrogramLoss(torch.nn.Module):
         spec: Optional[torch.Tensor] = None,
         use_mse: bool = False,
     ) -> torch.Tensor:
-        """Calculate the mel-spectrogram loss.
+        """L1 (or squared) distance of the log-mel spectrograms of generated and real audio.
 
         Args:
             y_hat (Tensor): Generated waveform (B, 1, T).
@@ -206,7 +206,7 @@ class MelSpectrogramLoss(torch.nn.Module):
             use_mse (bool): Use the mean squared error instead of L1.
 
         Returns:
-            Tensor: Mel-spectrogram loss value.
+            Tensor: The mean distance (scalar).
 
         """
         with autocast_off(y_hat):
