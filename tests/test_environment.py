@@ -175,7 +175,7 @@ def test_wheel_carries_the_registration_pth(tmp_path):
     (wheel,) = tmp_path.glob("espnet2_vits_ext-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "espnet2_vits_ext.pth" in names  # at the root: lands in site-packages
-    assert "espnet2_vits_ext/autoregister.py" in names
+    assert "espnet2_vits_ext/registration/import_hook.py" in names
 
 
 def test_environment_installer_is_idempotent():
