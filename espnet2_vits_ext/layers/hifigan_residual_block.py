@@ -96,13 +96,13 @@ class ResidualBlock(torch.nn.Module):
         return mods
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Calculate forward propagation.
+        """Apply every residual step, module by module (the reference form of :meth:`run`).
 
         Args:
-            x (Tensor): Input tensor (B, channels, T).
+            x (Tensor): Features (B, channels, T).
 
         Returns:
-            Tensor: Output tensor (B, channels, T).
+            Tensor: Features after all steps (B, channels, T).
 
         """
         for i in range(len(self._specs)):

@@ -20,28 +20,29 @@ from espnet2_vits_ext.layers.masking import non_pad_mask
 
 
 class TextEncoder(nn.Module):
-    """Text encoder module in VITS (constructor arguments and weights as ESPnet's).
+    """Token embedding, a Conformer, and a 1x1 projection to the prior's mean and log-std
+    (constructor arguments and weights as ESPnet's).
 
     Args:
-        vocabs (int): Vocabulary size.
-        attention_dim (int): Attention dimension.
-        attention_heads (int): Number of attention heads.
-        linear_units (int): Number of linear units of positionwise layers.
-        blocks (int): Number of encoder blocks.
-        positionwise_layer_type (str): Positionwise layer type (linear, conv1d, conv1d-linear).
-        positionwise_conv_kernel_size (int): Positionwise layer's kernel size.
-        positional_encoding_layer_type (str): Positional encoding layer type
-            (abs_pos, scaled_abs_pos, rel_pos, legacy_rel_pos).
-        self_attention_layer_type (str): Self-attention layer type
-            (selfattn, rel_selfattn, legacy_rel_selfattn).
-        activation_type (str): Activation function type (swish, relu, tanh, hardtanh, selu).
-        normalize_before (bool): Whether to apply LayerNorm before each sub-layer.
-        use_macaron_style (bool): Whether to use macaron style components.
-        use_conformer_conv (bool): Whether to use conformer conv layers.
-        conformer_kernel_size (int): Conformer's conv kernel size.
-        dropout_rate (float): Dropout rate.
-        positional_dropout_rate (float): Dropout rate for positional encoding.
-        attention_dropout_rate (float): Dropout rate for attention.
+        vocabs (int): How many token ids there are.
+        attention_dim (int): Width of the embedding and of every Conformer block (H).
+        attention_heads (int): Heads of each self-attention.
+        linear_units (int): Inner width of each feed-forward module.
+        blocks (int): How many Conformer blocks.
+        positionwise_layer_type (str): Feed-forward kind: linear, conv1d or conv1d-linear.
+        positionwise_conv_kernel_size (int): Its kernel size for the conv kinds.
+        positional_encoding_layer_type (str): How positions enter: abs_pos,
+            scaled_abs_pos, rel_pos or legacy_rel_pos.
+        self_attention_layer_type (str): The matching attention: selfattn, rel_selfattn
+            or legacy_rel_selfattn.
+        activation_type (str): Nonlinearity: swish, relu, tanh, hardtanh or selu.
+        normalize_before (bool): LayerNorm at the start of each sub-layer (else at its end).
+        use_macaron_style (bool): Two half-step feed-forward modules around attention.
+        use_conformer_conv (bool): Add the Conformer's convolution module to each block.
+        conformer_kernel_size (int): Its depth-wise kernel size.
+        dropout_rate (float): Dropout after sub-layers.
+        positional_dropout_rate (float): Dropout on the position-encoded input.
+        attention_dropout_rate (float): Dropout on attention weights.
 
     """
 
@@ -95,14 +96,14 @@ class TextEncoder(nn.Module):
         """Encode a padded batch of token ids.
 
         Args:
-            x (Tensor): Input index tensor (B, T_text).
-            x_lengths (Tensor): Length tensor (B,).
+            x (Tensor): Token ids (B, T_text).
+            x_lengths (Tensor): Tokens per utterance (B,).
 
         Returns:
-            Tensor: Encoded hidden representation (B, attention_dim, T_text).
-            Tensor: Projected mean tensor (B, attention_dim, T_text).
-            Tensor: Projected scale tensor (B, attention_dim, T_text).
-            Tensor: Mask tensor for input tensor (B, 1, T_text).
+            Tensor: Hidden features the duration predictor reads (B, attention_dim, T_text).
+            Tensor: Prior means per token (B, attention_dim, T_text).
+            Tensor: Prior log standard deviations per token (B, attention_dim, T_text).
+            Tensor: 1 on real tokens, 0 on padding (B, 1, T_text).
 
         """
         h = self.emb(x) * math.sqrt(self.attention_dim)

@@ -69,8 +69,8 @@ class GeneratorAdversarialLoss(_AdversarialLoss):
         """How far the generated audio is from being scored as real.
 
         Args:
-            outputs (Union[List[List[Tensor]], List[Tensor], Tensor]): Discriminator
-                outputs on generated audio.
+            outputs (Union[List[List[Tensor]], List[Tensor], Tensor]): What the
+                discriminators gave for generated audio (per discriminator, its layers).
 
         Returns:
             Tensor: The loss (scalar), averaged over discriminators by default.
@@ -99,10 +99,10 @@ class DiscriminatorAdversarialLoss(_AdversarialLoss):
         """How far the discriminators are from scoring real audio 1 and generated audio 0.
 
         Args:
-            outputs_hat (Union[List[List[Tensor]], List[Tensor], Tensor]): Discriminator
-                outputs on generated audio.
-            outputs (Union[List[List[Tensor]], List[Tensor], Tensor]): Discriminator
-                outputs on real audio.
+            outputs_hat (Union[List[List[Tensor]], List[Tensor], Tensor]): What the
+                discriminators gave for generated audio.
+            outputs (Union[List[List[Tensor]], List[Tensor], Tensor]): What they gave
+                for real audio.
 
         Returns:
             Tensor: The part on real audio (scalar).
