@@ -44,7 +44,7 @@ class ResidualBlock(torch.nn.Module):
         nonlinear_activation: str = "LeakyReLU",
         nonlinear_activation_params: Dict[str, Any] = {"negative_slope": 0.1},
     ):
-        """Initialize the block.
+        """Build the convs of one residual step per dilation.
 
         Args:
             kernel_size (int): Kernel size of the convolutions (odd).

@@ -61,7 +61,7 @@ class HiFiGANGenerator(torch.nn.Module):
         nonlinear_activation_params: Dict[str, Any] = {"negative_slope": 0.1},
         use_weight_norm: bool = True,
     ):
-        """Initialize the decoder.
+        """Build the input conv, the upsampling stages with their MRF blocks, and the output conv.
 
         Args:
             in_channels (int): Input (latent) channels.
