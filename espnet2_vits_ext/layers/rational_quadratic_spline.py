@@ -48,6 +48,35 @@ def _log_slope(theta, delta, slope_left, slope_right, denominator) -> torch.Tens
     return torch.log(numerator) - 2 * torch.log(denominator)
 
 
+def _forward_in_bin(x, x_k, width, y_k, height, slope_left, slope_right):
+    """The spline at ``x`` inside its bin, and ``log dy/dx`` (Durkan et al. 2019, eq. 4)."""
+    delta = height / width  # mean slope of the bin
+    slope_excess = slope_left + slope_right - 2 * delta
+    theta = (x - x_k) / width
+    theta_one_minus_theta = theta * (1 - theta)
+    denominator = delta + slope_excess * theta_one_minus_theta
+    outputs = y_k + height * (delta * theta.pow(2) + slope_left * theta_one_minus_theta) / denominator
+    return outputs, _log_slope(theta, delta, slope_left, slope_right, denominator)
+
+
+def _inverse_in_bin(y, x_k, width, y_k, height, slope_left, slope_right):
+    """The inverse spline at ``y`` inside its bin, and ``log dx/dy``.
+
+    theta solves a theta^2 + b theta + c = 0 (Durkan et al. 2019, eqs. 6-8), taken in the
+    cancellation-free form 2c / (-b - sqrt(b^2 - 4ac)).
+    """
+    delta = height / width
+    slope_excess = slope_left + slope_right - 2 * delta
+    y_rel = y - y_k
+    a = y_rel * slope_excess + height * (delta - slope_left)
+    b = height * slope_left - y_rel * slope_excess
+    c = -delta * y_rel
+    discriminant = (b.pow(2) - 4 * a * c).clamp_min(0)
+    theta = (2 * c) / (-b - torch.sqrt(discriminant))
+    denominator = delta + slope_excess * theta * (1 - theta)
+    return theta * width + x_k, -_log_slope(theta, delta, slope_left, slope_right, denominator)
+
+
 def rational_quadratic_spline(
     inputs: torch.Tensor,
     unnormalized_widths: torch.Tensor,
@@ -102,27 +131,7 @@ def rational_quadratic_spline(
     x_k, width = at_bin(knots_x), at_bin(widths)
     y_k, height = at_bin(knots_y), at_bin(heights)
     slope_left, slope_right = at_bin(slopes), at_bin(slopes, 1)
-    delta = height / width  # mean slope of the bin
-    slope_excess = slope_left + slope_right - 2 * delta
-
-    if inverse:
-        # theta solves a theta^2 + b theta + c = 0 (Durkan et al. 2019, eqs. 6-8), taken in
-        # the cancellation-free form 2c / (-b - sqrt(b^2 - 4ac)).
-        y_rel = x - y_k
-        a = y_rel * slope_excess + height * (delta - slope_left)
-        b = height * slope_left - y_rel * slope_excess
-        c = -delta * y_rel
-        discriminant = (b.pow(2) - 4 * a * c).clamp_min(0)
-        theta = (2 * c) / (-b - torch.sqrt(discriminant))
-        outputs = theta * width + x_k
-        denominator = delta + slope_excess * theta * (1 - theta)
-        logabsdet = -_log_slope(theta, delta, slope_left, slope_right, denominator)
-    else:
-        theta = (x - x_k) / width
-        theta_one_minus_theta = theta * (1 - theta)
-        denominator = delta + slope_excess * theta_one_minus_theta
-        outputs = y_k + height * (delta * theta.pow(2) + slope_left * theta_one_minus_theta) / denominator
-        logabsdet = _log_slope(theta, delta, slope_left, slope_right, denominator)
-
+    solve = _inverse_in_bin if inverse else _forward_in_bin
+    outputs, logabsdet = solve(x, x_k, width, y_k, height, slope_left, slope_right)
     return torch.where(inside, outputs, inputs), logabsdet.masked_fill(~inside, 0.0)
 
