@@ -25,7 +25,7 @@ set -euo pipefail
 # General
 stage=1                 # first stage to run
 stop_stage=7            # last stage to run
-nj=4                    # parallel jobs for stages 3-5 (at most one per utterance)
+nj=4                    # parallel jobs for stages 3-5 and 8 (at most one per utterance)
 inference_nj=4          # parallel synthesis jobs in stage 7
 ngpu=0                  # GPUs for training (0: CPU; more than 1: ESPnet's distributed mode); per node
 num_nodes=1             # nodes for training; more than 1: one Slurm job over N nodes (cmd_backend=slurm)
@@ -71,7 +71,7 @@ Train VITS on LJSpeech (or the built-in mini corpus) and pack it; stages:
 General:
   --stage N              first stage to run (default: ${stage})
   --stop_stage N         last stage to run (default: ${stop_stage})
-  --nj N                 parallel jobs for stages 3-5 (default: ${nj})
+  --nj N                 parallel jobs for stages 3-5 and 8 (default: ${nj})
   --inference_nj N       parallel synthesis jobs in stage 7 (default: ${inference_nj})
   --ngpu N               GPUs for training (per node), 0 for CPU (default: ${ngpu})
   --num_nodes N          training nodes, --ngpu GPUs each; above 1 needs cmd_backend=slurm (default: ${num_nodes})
@@ -114,9 +114,11 @@ EOF
 SECONDS=0
 run_args=$(printf '%q ' "$0" "$@")
 
-# Paths in options and in the recipe are relative to the repository root, as in ESPnet recipes.
+# Paths in options and in the recipe are relative to the directory run.sh runs in: the repository
+# root or a recipe directory egs2/<corpus>/tts1, whose conf, local, utils, tools, path.sh and cmd.sh
+# are links into the root, as ESPnet's egs2 recipes link to TEMPLATE (docs/recipes.md).
 if [ ! -f run.sh ] || [ ! -f utils/parse_options.sh ] || [ ! -d local ]; then
-  echo "$0: run me from the repository root: cd $(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)" >&2
+  echo "$0: run me from the repository root (cd $(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)) or from a recipe directory egs2/<corpus>/tts1" >&2
   exit 2
 fi
 . utils/parse_options.sh

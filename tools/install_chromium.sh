@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make sure a headless Chromium is available: the listening-report test
-# (tests/test_listening_report.py) opens the generated HTML page in a real browser.
+# Make sure a headless Chromium is available: the end-to-end test (tests/test_recipe_end_to_end.py)
+# opens stage 8's listening report in a real browser, and tests/test_listening_report.py checks the checker.
 #
 # Already installed (chromium, chromium-browser, google-chrome or $CHROMIUM_BINARY):
 # prints its path and exits 0. Missing and running as root on Debian/Ubuntu: installs
