@@ -43,12 +43,20 @@ def _register_virtual_subclass(vits_package) -> None:
     register_as_espnet_vits(vits_package)
 
 
+def _register_piper_g2p(phoneme_tokenizer_module) -> None:
+    from espnet2_vits_ext.text.piper_phonemes import register_g2p
+
+    register_g2p(phoneme_tokenizer_module)
+
+
 # Modules whose content we extend right after they ran; also applied by install() to
 # those already imported.
 _AFTER_IMPORT: Dict[str, Callable] = {
     "espnet2.tasks.gan_tts": _register_choices,
     "espnet2.tasks.tts": _register_choices,
     "espnet2.gan_tts.vits": _register_virtual_subclass,
+    # Piper's phonemization as g2p types piper_espeak_<voice> (imported Piper voices).
+    "espnet2.text.phoneme_tokenizer": _register_piper_g2p,
 }
 
 

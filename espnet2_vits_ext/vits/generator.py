@@ -37,11 +37,14 @@ from espnet2_vits_ext.vits.text_encoder import TextEncoder
 class VITSGenerator(torch.nn.Module):
     """Text encoder, posterior encoder, flow, duration predictor and decoder of VITS.
 
-    The text encoder is a Conformer (as in ESPnet), not the paper's relative-position
-    Transformer. Argument prefixes say which box an argument configures; see ESPnet's
-    ``VITSGenerator`` for each one. ``spks``/``langs`` > 1 add speaker/language id
-    embeddings, ``spk_embed_dim`` > 0 a projection of given speaker embeddings (e.g.
-    x-vectors); all three need ``global_channels`` > 0 and are summed into ``g``.
+    The text encoder is a Conformer (as in ESPnet) unless ``text_encoder_type`` is
+    ``"vits_transformer"``, the paper's relative-position Transformer (as in Piper);
+    ``decoder_resblock_type`` ``"2"`` gives HiFi-GAN's residual blocks with one conv per
+    dilation (Piper's smaller voices), ``"1"`` (ESPnet's) two. Argument prefixes say which
+    box an argument configures; see ESPnet's ``VITSGenerator`` for each one.
+    ``spks``/``langs`` > 1 add speaker/language id embeddings, ``spk_embed_dim`` > 0 a
+    projection of given speaker embeddings (e.g. x-vectors); all three need
+    ``global_channels`` > 0 and are summed into ``g``.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class VITSGenerator(torch.nn.Module):
         text_encoder_conformer_kernel_size: int = 7,
         use_macaron_style_in_text_encoder: bool = True,
         use_conformer_conv_in_text_encoder: bool = True,
+        text_encoder_type: str = "conformer",
         decoder_kernel_size: int = 7,
         decoder_channels: int = 512,
         decoder_upsample_scales: Sequence[int] = (8, 8, 2, 2),
@@ -76,6 +80,7 @@ class VITSGenerator(torch.nn.Module):
         decoder_resblock_kernel_sizes: Sequence[int] = (3, 7, 11),
         decoder_resblock_dilations: Sequence[Sequence[int]] = ((1, 3, 5),) * 3,
         use_weight_norm_in_decoder: bool = True,
+        decoder_resblock_type: str = "1",
         posterior_encoder_kernel_size: int = 5,
         posterior_encoder_layers: int = 16,
         posterior_encoder_stacks: int = 1,
@@ -115,7 +120,10 @@ class VITSGenerator(torch.nn.Module):
             conformer_kernel_size=text_encoder_conformer_kernel_size,
             use_macaron_style=use_macaron_style_in_text_encoder,
             use_conformer_conv=use_conformer_conv_in_text_encoder,
+            encoder_type=text_encoder_type,
         )
+        if decoder_resblock_type not in ("1", "2"):
+            raise ValueError(f"decoder_resblock_type must be \"1\" or \"2\", got {decoder_resblock_type!r}")
         self.decoder = HiFiGANGenerator(
             in_channels=hidden_channels,
             out_channels=1,
@@ -127,6 +135,8 @@ class VITSGenerator(torch.nn.Module):
             resblock_kernel_sizes=list(decoder_resblock_kernel_sizes),
             resblock_dilations=[list(d) for d in decoder_resblock_dilations],
             use_weight_norm=use_weight_norm_in_decoder,
+            # HiFi-GAN's type "2" block is type "1" without the second conv of each step.
+            use_additional_convs=decoder_resblock_type == "1",
         )
         self.posterior_encoder = PosteriorEncoder(
             in_channels=aux_channels,

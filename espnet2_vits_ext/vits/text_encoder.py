@@ -6,6 +6,11 @@ paper uses a relative-position Transformer; ESPnet's VITS, whose configuration k
 weights we keep, uses Conformer blocks with relative-position self-attention) and a 1x1
 projection to the mean ``m_p`` and log-scale ``logs_p`` of the prior ``p(z | c)`` that the
 monotonic alignment search matches to the flow's output.
+
+``encoder_type="vits_transformer"`` takes the paper's encoder instead (the original VITS
+and Piper's: :mod:`espnet2_vits_ext.layers.relative_position_transformer`); it uses
+``attention_dim``, ``attention_heads``, ``linear_units``, ``blocks``,
+``positionwise_conv_kernel_size`` and ``dropout_rate``, and ignores the Conformer's keys.
 """
 
 import math
@@ -17,6 +22,9 @@ from torch import nn
 
 from espnet2_vits_ext.layers.conformer import Conformer
 from espnet2_vits_ext.layers.masking import non_pad_mask
+from espnet2_vits_ext.layers.relative_position_transformer import RelativePositionTransformer
+
+ENCODER_TYPES = ("conformer", "vits_transformer")
 
 
 class TextEncoder(nn.Module):
@@ -43,6 +51,8 @@ class TextEncoder(nn.Module):
         dropout_rate (float): Dropout after sub-layers.
         positional_dropout_rate (float): Dropout on the position-encoded input.
         attention_dropout_rate (float): Dropout on attention weights.
+        encoder_type (str): ``"conformer"`` (ESPnet's) or ``"vits_transformer"`` (the
+            paper's and Piper's, see the module docstring).
 
     """
 
@@ -65,29 +75,42 @@ class TextEncoder(nn.Module):
         dropout_rate: float = 0.1,
         positional_dropout_rate: float = 0.0,
         attention_dropout_rate: float = 0.0,
+        encoder_type: str = "conformer",
     ):
         super().__init__()
+        if encoder_type not in ENCODER_TYPES:
+            raise ValueError(f"text encoder type must be one of {ENCODER_TYPES}, got {encoder_type!r}")
         self.attention_dim = attention_dim
         self.emb = nn.Embedding(vocabs, attention_dim)
         nn.init.normal_(self.emb.weight, 0.0, attention_dim**-0.5)
-        self.encoder = Conformer(
-            attention_dim=attention_dim,
-            attention_heads=attention_heads,
-            linear_units=linear_units,
-            num_blocks=blocks,
-            dropout_rate=dropout_rate,
-            positional_dropout_rate=positional_dropout_rate,
-            attention_dropout_rate=attention_dropout_rate,
-            normalize_before=normalize_before,
-            positionwise_layer_type=positionwise_layer_type,
-            positionwise_conv_kernel_size=positionwise_conv_kernel_size,
-            macaron_style=use_macaron_style,
-            pos_enc_layer_type=positional_encoding_layer_type,
-            selfattention_layer_type=self_attention_layer_type,
-            activation_type=activation_type,
-            use_cnn_module=use_conformer_conv,
-            cnn_module_kernel=conformer_kernel_size,
-        )
+        if encoder_type == "vits_transformer":
+            self.encoder = RelativePositionTransformer(
+                attention_dim=attention_dim,
+                attention_heads=attention_heads,
+                linear_units=linear_units,
+                num_blocks=blocks,
+                kernel_size=positionwise_conv_kernel_size,
+                dropout_rate=dropout_rate,
+            )
+        else:
+            self.encoder = Conformer(
+                attention_dim=attention_dim,
+                attention_heads=attention_heads,
+                linear_units=linear_units,
+                num_blocks=blocks,
+                dropout_rate=dropout_rate,
+                positional_dropout_rate=positional_dropout_rate,
+                attention_dropout_rate=attention_dropout_rate,
+                normalize_before=normalize_before,
+                positionwise_layer_type=positionwise_layer_type,
+                positionwise_conv_kernel_size=positionwise_conv_kernel_size,
+                macaron_style=use_macaron_style,
+                pos_enc_layer_type=positional_encoding_layer_type,
+                selfattention_layer_type=self_attention_layer_type,
+                activation_type=activation_type,
+                use_cnn_module=use_conformer_conv,
+                cnn_module_kernel=conformer_kernel_size,
+            )
         self.proj = nn.Conv1d(attention_dim, attention_dim * 2, 1)
 
     def forward(

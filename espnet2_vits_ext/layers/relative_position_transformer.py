@@ -1,0 +1,214 @@
+"""The original VITS text encoder's Transformer: windowed relative positions, post-norm.
+
+Kim, Kong & Son (2021) encode phonemes with a Transformer whose self-attention adds
+learned relative-position embeddings (Shaw et al., 2018) for offsets within a window
+(4 tokens either side) to the keys and to the values; positions further apart get no
+positional term. Each block is post-norm::
+
+    x = LayerNorm(x + Attention(x))
+    x = LayerNorm(x + FeedForward(x))       # conv k -> ReLU -> conv k, masked
+
+Piper's voices are trained with this encoder (kernel 3 in the feed-forward). ESPnet's
+VITS uses Conformer blocks instead (:mod:`espnet2_vits_ext.layers.conformer`);
+:class:`~espnet2_vits_ext.vits.text_encoder.TextEncoder` picks one by its
+``encoder_type``. Both take and return channel-last tensors (B, T_text, C).
+"""
+
+import math
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# A large negative score rather than -inf: a fully padded row then stays finite (the
+# original implementation uses the same value, so padded positions match it too).
+MASKED_SCORE = -1e4
+
+
+def relative_index_tables(length: int, window: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Index tables between absolute key positions and windowed relative offsets.
+
+    Args:
+        length: Tokens T.
+        window: Offsets -window..window have embeddings (2 * window + 1 of them).
+        device: Where to build the tables.
+
+    Returns:
+        Tensor: (T, T) long; entry (i, j) is the offset slot ``j - i + window`` of the
+            pair, or ``2 * window + 1`` (a zero column) when ``|j - i| > window``.
+        Tensor: (T, 2 * window + 1) long; entry (i, r) is the key position
+            ``i + r - window``, or ``T`` (a zero column) when outside the sequence.
+    """
+    positions = torch.arange(length, device=device)
+    offsets = positions[None, :] - positions[:, None]  # (T, T): j - i
+    outside = offsets.abs() > window
+    to_slot = torch.where(outside, torch.full_like(offsets, 2 * window + 1), offsets + window)
+    slots = torch.arange(-window, window + 1, device=device)
+    keys = positions[:, None] + slots[None, :]  # (T, 2w+1)
+    to_key = torch.where((keys < 0) | (keys >= length), torch.full_like(keys, length), keys)
+    return to_slot, to_key
+
+
+class RelativePositionSelfAttention(nn.Module):
+    """Multi-head self-attention with windowed relative key and value embeddings.
+
+    The embeddings ``emb_rel_k`` / ``emb_rel_v`` have shape (1, 2 * window + 1, head_dim):
+    one table shared by all heads.
+
+    Args:
+        channels: Model width C.
+        heads: Attention heads (C must divide by it).
+        window: Relative offsets with an embedding on each side.
+        dropout_rate: Dropout on the attention probabilities.
+    """
+
+    def __init__(self, channels: int, heads: int, window: int = 4, dropout_rate: float = 0.0):
+        super().__init__()
+        if channels % heads != 0:
+            raise ValueError(f"attention width {channels} does not divide into {heads} heads")
+        self.heads = heads
+        self.head_dim = channels // heads
+        self.window = window
+        self.query = nn.Linear(channels, channels)
+        self.key = nn.Linear(channels, channels)
+        self.value = nn.Linear(channels, channels)
+        self.output = nn.Linear(channels, channels)
+        scale = self.head_dim**-0.5
+        self.emb_rel_k = nn.Parameter(torch.randn(1, 2 * window + 1, self.head_dim) * scale)
+        self.emb_rel_v = nn.Parameter(torch.randn(1, 2 * window + 1, self.head_dim) * scale)
+        self.dropout = nn.Dropout(dropout_rate)
+        nn.init.xavier_uniform_(self.query.weight)
+        nn.init.xavier_uniform_(self.key.weight)
+        nn.init.xavier_uniform_(self.value.weight)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+
+    def forward(self, x: torch.Tensor, pair_mask: torch.Tensor) -> torch.Tensor:
+        """Attend over the sequence.
+
+        Args:
+            x: Input (B, T, C).
+            pair_mask: (B, 1, T, T), nonzero where query and key are both tokens.
+
+        Returns:
+            Tensor: (B, T, C).
+        """
+        batch, length, channels = x.shape
+        query = self._split_heads(self.query(x)) / math.sqrt(self.head_dim)
+        key = self._split_heads(self.key(x))
+        value = self._split_heads(self.value(x))
+        to_slot, to_key = relative_index_tables(length, self.window, x.device)
+
+        scores = torch.matmul(query, key.transpose(-2, -1))  # (B, H, T, T)
+        # (B, H, T, D) @ (D, 2w+1) -> (B, H, T, 2w+1), then scattered to absolute keys.
+        relative_scores = torch.matmul(query, self.emb_rel_k[0].transpose(0, 1))
+        relative_scores = F.pad(relative_scores, (0, 1))  # the zero slot for far pairs
+        scores = scores + relative_scores.gather(-1, to_slot.expand(batch, self.heads, length, length))
+        scores = scores.masked_fill(pair_mask == 0, MASKED_SCORE)
+        probabilities = self.dropout(torch.softmax(scores, dim=-1))
+
+        attended = torch.matmul(probabilities, value)  # (B, H, T, D)
+        # Probability mass at each offset slot: (B, H, T, T+1) gathered to (B, H, T, 2w+1).
+        slot_probabilities = F.pad(probabilities, (0, 1)).gather(
+            -1, to_key.expand(batch, self.heads, length, 2 * self.window + 1)
+        )
+        attended = attended + torch.matmul(slot_probabilities, self.emb_rel_v[0])
+        attended = attended.transpose(1, 2).reshape(batch, length, channels)
+        return self.output(attended)
+
+
+class ConvFeedForward(nn.Module):
+    """Two same-padded convolutions over time with a ReLU between, masked before each.
+
+    Args:
+        channels: Model width C.
+        hidden_channels: Width between the convolutions.
+        kernel_size: Kernel of both convolutions (3 in Piper, 1 makes it position-wise).
+        dropout_rate: Dropout after the ReLU.
+    """
+
+    def __init__(self, channels: int, hidden_channels: int, kernel_size: int, dropout_rate: float):
+        super().__init__()
+        # An even kernel pads one more on the right, as the original does.
+        self.padding = ((kernel_size - 1) // 2, kernel_size // 2)
+        self.conv_1 = nn.Conv1d(channels, hidden_channels, kernel_size)
+        self.conv_2 = nn.Conv1d(hidden_channels, channels, kernel_size)
+        self.dropout = nn.Dropout(dropout_rate)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Apply the block.
+
+        Args:
+            x: Input (B, C, T).
+            mask: (B, 1, T), 1 on tokens.
+
+        Returns:
+            Tensor: (B, C, T), zero on padding.
+        """
+        h = self.conv_1(F.pad(x * mask, self.padding))
+        h = self.dropout(torch.relu(h))
+        return self.conv_2(F.pad(h * mask, self.padding)) * mask
+
+
+class RelativePositionTransformer(nn.Module):
+    """Stack of post-norm blocks: relative-position self-attention, then conv feed-forward.
+
+    Args:
+        attention_dim: Model width C.
+        attention_heads: Attention heads.
+        linear_units: Feed-forward hidden width.
+        num_blocks: Blocks.
+        kernel_size: Feed-forward kernel.
+        dropout_rate: Dropout after each sub-block, on attention probabilities and in the
+            feed-forward (one rate, as in the original).
+        window: Relative-position window on each side.
+    """
+
+    def __init__(
+        self,
+        attention_dim: int = 192,
+        attention_heads: int = 2,
+        linear_units: int = 768,
+        num_blocks: int = 6,
+        kernel_size: int = 3,
+        dropout_rate: float = 0.1,
+        window: int = 4,
+    ):
+        super().__init__()
+        self.attention_layers = nn.ModuleList()
+        self.attention_norms = nn.ModuleList()
+        self.feed_forward_layers = nn.ModuleList()
+        self.feed_forward_norms = nn.ModuleList()
+        for _ in range(num_blocks):
+            self.attention_layers.append(
+                RelativePositionSelfAttention(attention_dim, attention_heads, window, dropout_rate)
+            )
+            self.attention_norms.append(nn.LayerNorm(attention_dim))
+            self.feed_forward_layers.append(
+                ConvFeedForward(attention_dim, linear_units, kernel_size, dropout_rate)
+            )
+            self.feed_forward_norms.append(nn.LayerNorm(attention_dim))
+        self.dropout = nn.Dropout(dropout_rate)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Encode a padded batch.
+
+        Args:
+            x: Embedded tokens (B, T_text, C).
+            mask: (B, 1, T_text), 1 on tokens.
+
+        Returns:
+            Tensor: (B, T_text, C), zero on padding.
+        """
+        time_mask = mask.transpose(1, 2)  # (B, T, 1)
+        pair_mask = mask.unsqueeze(2) * mask.unsqueeze(-1)  # (B, 1, T, T)
+        x = x * time_mask
+        blocks = zip(self.attention_layers, self.attention_norms, self.feed_forward_layers, self.feed_forward_norms)
+        for attention, attention_norm, feed_forward, feed_forward_norm in blocks:
+            x = attention_norm(x + self.dropout(attention(x, pair_mask)))
+            y = feed_forward(x.transpose(1, 2), mask).transpose(1, 2)
+            x = feed_forward_norm(x + self.dropout(y))
+        return x * time_mask
