@@ -2,7 +2,8 @@
 # Activates the bundled virtual environment (tools/setup_env.sh creates it), unless
 # VITS_EXT_USE_CURRENT_ENV=true says to use the Python environment already active
 # (an existing ESPnet installation with `pip install -e .` of this repository).
-MAIN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# readlink: a recipe directory (egs2/<corpus>/tts1) links path.sh here; the root is where it lives.
+MAIN_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
 export MAIN_ROOT
 if [ "${VITS_EXT_USE_CURRENT_ENV:-false}" != true ]; then
   if [ ! -f "${MAIN_ROOT}/.venv/bin/activate" ]; then

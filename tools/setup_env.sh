@@ -12,7 +12,8 @@
 # Usage: tools/setup_env.sh [--with-tests]
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# cd -P: from a recipe directory (egs2/<corpus>/tts1/tools is a link) the root is the repository.
+root=$(cd -P "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 with_tests=false
 for arg in "$@"; do
   case "${arg}" in
