@@ -7,6 +7,7 @@ reference is ``onnxruntime`` on the original graph, the phonemization reference 
 per module (about 15 s); one short sentence is synthesized.
 """
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -246,3 +247,68 @@ def test_each_preset_config_builds_and_synthesizes(name, tmp_path):
     with torch.no_grad():
         wav = model.tts.inference(torch.tensor([2, 3, 2, 3]), durations=durations)["wav"]
     assert wav.shape == (int(durations.sum()) * HOP_LENGTH,) and torch.isfinite(wav).all()
+
+
+def export_random_piper_voice(folder: Path, speakers: int) -> Path:
+    """A Piper x_low voice of ``speakers`` speakers with random weights, exported as Piper does.
+
+    Piper's own model class and its export's settings (``infer`` as forward, decoder
+    weight norm removed, opset 15, the four named inputs); every parameter gets noise so
+    that no zero-initialised projection hides a mapping mistake.
+    """
+    from piper.phoneme_ids import DEFAULT_PHONEME_ID_MAP
+    from piper.train.vits.models import SynthesizerTrn
+
+    torch.manual_seed(0)
+    model = SynthesizerTrn(256, 513, 32, 96, 96, 384, 2, 6, 3, 0.1, "2", (3, 5, 7), ((1, 2), (2, 6), (3, 12)),
+                           (8, 8, 4), 256, (16, 16, 8), n_speakers=speakers, gin_channels=512)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.02)
+        model.eval()
+        model.dec.remove_weight_norm()
+
+    def synthesize(text, lengths, scales, sid=None):
+        return model.infer(text, lengths, noise_scale=scales[0], length_scale=scales[1],
+                           noise_scale_w=scales[2], sid=sid)[0].unsqueeze(1)
+
+    model.forward = synthesize
+    voice = folder / "random-x_low.onnx"
+    inputs = (torch.randint(0, 256, (1, 20)), torch.tensor([20]), torch.tensor([0.667, 1.0, 0.8]), torch.tensor([0]))
+    torch.onnx.export(model, inputs, str(voice), opset_version=15, dynamo=False,
+                      input_names=["input", "input_lengths", "scales", "sid"], output_names=["output"],
+                      dynamic_axes={"input": {0: "batch", 1: "ids"}, "input_lengths": {0: "batch"},
+                                    "output": {0: "batch", 2: "time"}})
+    config = {"audio": {"sample_rate": 16000}, "espeak": {"voice": "en-us"}, "phoneme_type": "espeak",
+              "inference": {"noise_scale": 0.667, "length_scale": 1, "noise_w": 0.8},
+              "phoneme_id_map": {symbol: ids for symbol, ids in DEFAULT_PHONEME_ID_MAP.items() if len(symbol) == 1},
+              "num_symbols": 256, "num_speakers": speakers,
+              "speaker_id_map": {f"speaker{i}": i for i in range(speakers)}}
+    (folder / "random-x_low.onnx.json").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+    return voice
+
+
+def test_a_multi_speaker_x_low_voice_speaks_each_speaker_as_onnxruntime(tmp_path):
+    """Speaker embedding and conditioning (decoder, flows, duration predictor) map too."""
+    import onnxruntime
+    from espnet2.bin.tts_inference import Text2Speech
+    from espnet2.main_funcs.pack_funcs import unpack
+
+    voice = export_random_piper_voice(tmp_path, speakers=3)
+    assert main([str(voice), str(tmp_path / "voice.zip")]) == 0
+    tts = Text2Speech(**unpack(tmp_path / "voice.zip", tmp_path / "unpacked"), noise_scale=0.0, noise_scale_dur=0.0)
+    text = "Hello there, friend."
+    ids = tts.preprocess_fn("utt", dict(text=text))["text"]
+    session = onnxruntime.InferenceSession(str(voice), providers=["CPUExecutionProvider"])
+    waveforms = []
+    for sid in (0, 2):
+        reference = session.run(None, {
+            "input": ids[None].astype(np.int64), "input_lengths": np.array([len(ids)], dtype=np.int64),
+            "scales": np.array([0.0, 1.0, 0.0], dtype=np.float32), "sid": np.array([sid], dtype=np.int64),
+        })[0].reshape(-1)
+        with torch.no_grad():
+            ours = tts(text, sids=np.array([sid]))["wav"].numpy()
+        assert ours.shape == reference.shape
+        assert float(np.max(np.abs(ours - reference))) < 1e-4 * float(np.max(np.abs(reference)))
+        waveforms.append(ours)
+    assert waveforms[0].shape != waveforms[1].shape or np.max(np.abs(waveforms[0] - waveforms[1])) > 1e-3 * np.max(np.abs(waveforms[0]))

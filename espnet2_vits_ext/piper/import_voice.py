@@ -70,6 +70,7 @@ def _espnet_args(config: VoiceConfig, preset_name: str, tokens: List[str], work_
         untrained=list(SYNTHESIS_ONLY_PREFIXES) + ["discriminator."],
         inference=dict(noise_scale=config.noise_scale, noise_scale_dur=config.noise_w,
                        speed_control_alpha=config.length_scale),
+        speaker_id_map=config.speaker_id_map,
     )
     return args
 
@@ -88,13 +89,16 @@ def _build_model(onnx_path: Path, config: VoiceConfig, work_dir: Path):
     if preset_name is None:
         shown = ", ".join(f"{key}={value}" for key, value in architecture.items())
         raise PiperVoiceError(f"{onnx_path}: its shapes fit no Piper preset (x_low, low, medium, high): {shown}")
-    if config.num_speakers > 1:
-        raise PiperVoiceError(f"{onnx_path}: {config.num_speakers} speakers: only single-speaker voices import yet")
+    speakers = parameters["emb_g.weight"].shape if "emb_g.weight" in parameters else (1, -1)
+    if speakers[0] != config.num_speakers:
+        raise PiperVoiceError(f"{config.path}: num_speakers {config.num_speakers} but the voice embeds {speakers[0]}")
     tokens = token_list(config)
     embedding_rows = parameters["enc_p.emb.weight"].shape[0]
     if len(tokens) != embedding_rows:
         raise PiperVoiceError(f"{config.path}: num_symbols {len(tokens)} but the voice embeds {embedding_rows} ids")
     args = _espnet_args(config, preset_name, tokens, work_dir)
+    if config.num_speakers > 1:  # speaker ids as ESPnet's sids; Piper's embedding width
+        args.tts_conf["generator_params"].update(spks=config.num_speakers, global_channels=int(speakers[1]))
     torch.manual_seed(0)  # the untrained parts: the same zip from the same voice
     model = GANTTSTask.build_model(args)
     generator = model.tts.generator

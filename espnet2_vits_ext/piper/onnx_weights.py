@@ -4,7 +4,8 @@
 (``enc_p.encoder.attn_layers.0.emb_rel_k``). Some come out anonymous: convolutions whose
 weight norm was folded at export are ``onnx::Conv_<n>``, the text embedding may be named
 after another input (``sid``), and constant folding turns the duration predictor's first
-affine flow's ``exp(-logs)`` into ``/dp/flows.0/Exp_output_0``. The consuming node's
+affine flow's ``logs`` into ``-logs`` (``onnx::Exp_<n>``, the input of its ``Exp`` node)
+or into ``exp(-logs)`` (``/dp/flows.0/Exp_output_0``): the reverse flow multiplies by it. The consuming node's
 name (``/flow/flows.6/enc/in_layers.0/Conv``) gives their module path back. The other
 initializers are graph constants (shapes, indices, scalars such as ``sqrt(192)``):
 integer tensors and float scalars.
@@ -84,8 +85,8 @@ def piper_parameters(model, path: Path) -> Dict[str, np.ndarray]:
         if name is None:
             orphans.append(f"{tensor.name} {tuple(array.shape)}")
             continue
-        if name.endswith(".logs") and tensor.name.endswith("Exp_output_0"):
-            array = -np.log(array)  # the graph holds exp(-logs) (the reverse flow's factor)
+        if name.endswith(".logs") and not _MODULE_PATH.match(tensor.name):
+            array = -np.log(array) if tensor.name.endswith("Exp_output_0") else -array
         parameters[name] = array
     if orphans:
         raise PiperVoiceError(f"{path}: weights with no known module path: {', '.join(orphans)}")
@@ -101,6 +102,8 @@ def _piper_name(initializer: str, uses: List[Tuple[str, str, int]]):
         return folded.group("module").replace("/", ".") + ".logs"
     if len(uses) == 1:
         node_name, op_type, slot = uses[0]
+        if op_type == "Exp" and node_name.endswith("/Exp"):
+            return f"{_module_of(node_name)}.logs"
         parameter = _PARAMETER_SLOTS.get((op_type, slot))
         if parameter and node_name.startswith("/"):
             return f"{_module_of(node_name)}.{parameter}"

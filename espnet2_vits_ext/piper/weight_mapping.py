@@ -10,7 +10,9 @@ so that the function stays the same:
   where Piper does not, so the skip rows are multiplied by ``sqrt(layers)``; Piper's last
   layer has only skip outputs, ours has residual rows too (unused): they are zero;
 * the decoder's output convolution has no bias in Piper: ours is zero;
-* the duration predictor's first affine flow comes as ``logs`` recovered from the graph.
+* the duration predictor's first affine flow comes as ``logs`` recovered from the graph;
+* a multi-speaker voice's flows condition all WaveNet layers with one conv; ours has one
+  bias-free conv per layer: the weight is split by layer, the bias joins the layer's conv.
 
 What an exported voice lacks stays as initialised and is listed by
 :data:`SYNTHESIS_ONLY_PREFIXES`: the posterior encoder and the duration predictor's
@@ -93,6 +95,25 @@ def _skip_layer(match: re.Match, array: np.ndarray, layers: int, hidden: int) ->
     return f"flow.flows.{flow}.encoder.conv_layers.{layer}.conv1x1_out.{leaf}", array
 
 
+_COND_LAYER = re.compile(r"^flow\.flows\.(\d+)\.enc\.cond_layer\.(weight|bias)$")
+
+
+def _split_speaker_conditioning(weights: Dict[str, torch.Tensor], conditioning: Dict[str, np.ndarray], layers: int):
+    """A flow WaveNet's one speaker conv (all layers' gates) -> one per layer (ours).
+
+    Ours has no bias there; the bias slice is added to the layer's dilated conv bias,
+    which is summed into the same gate input.
+    """
+    for name, array in conditioning.items():
+        flow, leaf = _COND_LAYER.match(name).groups()
+        for layer, part in enumerate(np.split(array, layers, axis=0)):
+            prefix = f"flow.flows.{flow}.encoder.conv_layers.{layer}"
+            if leaf == "weight":
+                weights[f"{prefix}.conv1x1_glo.weight"] = torch.from_numpy(np.array(part))
+            else:
+                weights[f"{prefix}.conv.bias"] = weights[f"{prefix}.conv.bias"] + torch.from_numpy(part)
+
+
 def to_generator_weights(parameters: Dict[str, np.ndarray], flow_layers: int, hidden: int):
     """Rename and rewrite Piper's parameters into plain generator weights.
 
@@ -107,7 +128,10 @@ def to_generator_weights(parameters: Dict[str, np.ndarray], flow_layers: int, hi
     """
     weights: Dict[str, torch.Tensor] = {}
     unmapped = []
+    conditioning = {name: array for name, array in parameters.items() if _COND_LAYER.match(name)}
     for name, array in parameters.items():
+        if name in conditioning:
+            continue
         skip = _SKIP_LAYER.match(name)
         if skip:
             target, array = _skip_layer(skip, array, flow_layers, hidden)
@@ -123,6 +147,7 @@ def to_generator_weights(parameters: Dict[str, np.ndarray], flow_layers: int, hi
                 break
         else:
             unmapped.append(name)
+    _split_speaker_conditioning(weights, conditioning, flow_layers)
     if "decoder.output_conv.1.weight" in weights:
         weights.setdefault("decoder.output_conv.1.bias", torch.zeros(1))
     return weights, unmapped
