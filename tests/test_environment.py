@@ -51,17 +51,17 @@ def test_package_import_is_quiet_and_does_not_load_torch():
 # g2p_en would call without the hook) and the hook's stand-in.
 NLTK_WITHOUT_DATA = """
 import json, os, nltk
-import espnet2_vits_ext.registration.import_hook as hook
+import espnet2_vits_ext.registration.offline_shims as shims
 nltk.data.path[:] = [os.environ["NLTK_DATA"]]
 downloads = {"nltk": [], "stand_in": []}
-real_download, stand_in = nltk.download, hook._NoNetworkNltkDownload.__call__
+real_download, stand_in = nltk.download, shims.NoNetworkNltkDownload.__call__
 def spy_nltk(info_or_id=None, *args, **kwargs):
     downloads["nltk"].append(info_or_id)
     return real_download(info_or_id, *args, **kwargs)
 def spy_stand_in(self, info_or_id=None, *args, **kwargs):
     downloads["stand_in"].append(info_or_id)
     return stand_in(self, info_or_id, *args, **kwargs)
-nltk.download, hook._NoNetworkNltkDownload.__call__ = spy_nltk, spy_stand_in
+nltk.download, shims.NoNetworkNltkDownload.__call__ = spy_nltk, spy_stand_in
 import espnet2.tasks.gan_tts, espnet2.tasks.tts
 print("IMPORTED")
 print("DOWNLOADS", json.dumps(downloads))
@@ -176,6 +176,7 @@ def test_wheel_carries_the_registration_pth(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "espnet2_vits_ext.pth" in names  # at the root: lands in site-packages
     assert "espnet2_vits_ext/registration/import_hook.py" in names
+    assert "espnet2_vits_ext/registration/offline_shims.py" in names
 
 
 def test_environment_installer_is_idempotent():

@@ -6,29 +6,26 @@ For ESPnet's own entry points (``python -m espnet2.bin.gan_tts_train``,
 ``espnet2.bin.tts_inference``, ``Text2Speech.from_pretrained``) to know ``tts: fast_vits``
 in a fresh process, without the user importing this package, the pip package installs
 ``espnet2_vits_ext.pth`` into site-packages. Python executes its single line at start-up:
-it imports this package, whose ``__init__`` calls :func:`install`. That adds a ``sys.meta_path`` finder which does nothing until
-one of the modules in ``_IMPORT_HOOKS`` is imported, and then runs that module through its
-hook. Start-up cost: this file (standard library only); no torch, no ESPnet.
+it imports this package, whose ``__init__`` calls :func:`install`. That adds a
+``sys.meta_path`` finder which does nothing until one of the modules in ``_IMPORT_HOOKS``
+is imported, and then runs that module through its hook. Start-up cost: this file and
+:mod:`.offline_shims` (standard library only); no torch, no ESPnet.
 
-Besides registration, the finder prepares two third-party imports that ESPnet's TTS tasks
-pull in:
-
-* ``g2p_en`` (imported by every ``espnet2.tasks`` module) must not try NLTK downloads:
-  offline they fail slowly and noisily, see :func:`_import_g2p_en_offline`;
-* ``phonemizer`` finds espeak-ng through ``PHONEMIZER_ESPEAK_LIBRARY``; when unset, we
-  point it at the library bundled by the PyPI package ``espeakng-loader``, so a packed
-  voice (``g2p: espeak_ng_english_us_vits``) synthesizes without any system package.
+Besides registration, the finder runs the two offline shims of :mod:`.offline_shims`
+(``g2p_en`` without NLTK downloads, ``phonemizer`` with the bundled espeak-ng).
 
 Set ``ESPNET2_VITS_EXT_DISABLE_HOOK=1`` to keep the ``.pth`` file from installing the
 finder at start-up; an explicit ``import espnet2_vits_ext`` still installs it.
 """
 
 import importlib.abc
-import os
 import sys
 from typing import Callable, Dict
 
-NLTK_DOWNLOAD_VARIABLE = "ESPNET2_VITS_EXT_NLTK_DOWNLOAD"
+from espnet2_vits_ext.registration.offline_shims import (
+    import_g2p_en_offline,
+    import_phonemizer_with_bundled_espeak,
+)
 
 
 def _register_choices(task_module) -> None:
@@ -60,51 +57,6 @@ _AFTER_IMPORT: Dict[str, Callable] = {
 }
 
 
-class _NoNetworkNltkDownload:
-    """Stands in for ``nltk.download`` while ``g2p_en`` runs its module body.
-
-    Missing data then surfaces as NLTK's own ``LookupError`` when g2p_en is first used,
-    which the recipe's text stage turns into an install hint.
-    """
-
-    def __init__(self):
-        self.skipped = []
-
-    def __call__(self, info_or_id=None, *args, **kwargs) -> bool:
-        self.skipped.append(info_or_id)
-        return False
-
-
-def _import_g2p_en_offline(loader, module) -> None:
-    """g2p_en calls ``nltk.download`` at import time when its data is missing.
-
-    Set ``ESPNET2_VITS_EXT_NLTK_DOWNLOAD=1`` to let it download (machines online).
-    """
-    if os.environ.get(NLTK_DOWNLOAD_VARIABLE) == "1":
-        loader.exec_module(module)
-        return
-    import nltk
-
-    real_download = nltk.download
-    nltk.download = _NoNetworkNltkDownload()
-    try:
-        loader.exec_module(module)
-    finally:
-        nltk.download = real_download
-
-
-def _import_phonemizer_with_bundled_espeak(loader, module) -> None:
-    if "PHONEMIZER_ESPEAK_LIBRARY" not in os.environ:
-        try:
-            import espeakng_loader
-        except ImportError:  # no bundled library: phonemizer looks for a system espeak-ng
-            pass
-        else:
-            os.environ["PHONEMIZER_ESPEAK_LIBRARY"] = espeakng_loader.get_library_path()
-            os.environ.setdefault("ESPEAK_DATA_PATH", espeakng_loader.get_data_path())
-    loader.exec_module(module)
-
-
 def _run_then(after: Callable) -> Callable:
     def run(loader, module) -> None:
         loader.exec_module(module)
@@ -115,8 +67,9 @@ def _run_then(after: Callable) -> Callable:
 
 _IMPORT_HOOKS: Dict[str, Callable] = {
     **{name: _run_then(after) for name, after in _AFTER_IMPORT.items()},
-    "g2p_en.g2p": _import_g2p_en_offline,
-    "phonemizer": _import_phonemizer_with_bundled_espeak,
+    # offline shims (see their module for why each exists)
+    "g2p_en.g2p": import_g2p_en_offline,
+    "phonemizer": import_phonemizer_with_bundled_espeak,
 }
 
 
