@@ -103,6 +103,22 @@ def test_piper_speaks_each_speaker_of_a_multi_speaker_export(tmp_path):
     assert waves[0].shape != waves[1].shape or np.abs(waves[0] - waves[1]).max() > 0.01
 
 
+def test_piper_speaks_an_export_of_piper_s_own_architecture(tmp_path):
+    """Piper's presets' boxes (the original VITS text encoder with windowed relative positions,
+    HiFi-GAN residual blocks of type 2) at tiny size, with speakers: exported and spoken alike."""
+    tts_conf = tiny_conditioned_tts_conf(spks=2)
+    tts_conf["generator_params"].update(
+        text_encoder_type="vits_transformer", decoder_resblock_type="2", decoder_resblock_dilations=[[1, 2], [2, 6]]
+    )
+    zip_path = pack_tiny_model(tmp_path / "model", tts_conf, name="piper_boxes")
+    assert export_main([str(zip_path), str(tmp_path / "voice")]) == 0
+    expected = torch_speaks(tiny_text2speech(tmp_path / "model"), PHONEMES, sids=np.array([1]))
+    wave = piper_speaks(tmp_path / "voice" / "piper_boxes.onnx", tmp_path / "out.wav", PHONEMES,
+                        options=["--speaker", "1"])
+    assert wave.shape == expected.shape
+    np.testing.assert_allclose(wave, expected, atol=PCM_TOLERANCE, rtol=0)
+
+
 def test_piper_ids_map_to_our_tokens():
     symbols = piper_symbols(TOKENS)
     assert symbols.token_table[:3] == [DROPPED] * 3  # pad, bos, eos: ESPnet's tokens have none
