@@ -1,15 +1,11 @@
 #!/usr/bin/env python3
 """Download the LJSpeech 1.1 archive (resumable, SHA-256 verified) and extract it atomically.
 
-The archive is fetched into ``<download_dir>/<name>.part``. An interrupted download (a dropped
-connection, or a killed process) resumes from the bytes already there with an HTTP Range request;
-a server that ignores Range makes it start over. Only a file whose SHA-256 matches is renamed to
-``<download_dir>/<name>``, so a partial or corrupt file is never taken for the archive; a
-mismatch is an error that removes the bad download. Extraction goes to a temporary directory
-inside ``<download_dir>`` that is renamed to ``<download_dir>/LJSpeech-1.1`` when complete, and a
-``.done`` marker there records the archive's checksum. A failed write (disk full, unwritable
-directory) stops at once with one line naming the file and the OS error: a partial extraction is
-removed, a partial download is kept to resume from; a rerun continues.
+The download (resumable with HTTP Range requests, renamed into place only when its SHA-256
+matches) and the atomic extraction are local/download_archive.py's, shared with the other corpora:
+the archive ends up as ``<download_dir>/<name>``, the corpus as ``<download_dir>/LJSpeech-1.1``
+with a ``.done`` marker holding the archive's checksum. A failed write is one line naming the
+file; a partial download is kept to resume from, a partial extraction is removed.
 
 Usage: local/download_ljspeech.py [--url URL] [--sha256 HEX] [--retries N] DOWNLOAD_DIR
 """
@@ -17,149 +13,20 @@ Usage: local/download_ljspeech.py [--url URL] [--sha256 HEX] [--retries N] DOWNL
 from __future__ import annotations
 
 import argparse
-import hashlib
-import http.client
 import logging
-import os
 import sys
-import tarfile
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from atomic_output import OutputError, building, replace_directory, writing  # noqa: E402
+from atomic_output import OutputError  # noqa: E402
+from download_archive import DownloadError, download, unpack  # noqa: E402
 
 DEFAULT_URL = "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"
 DEFAULT_SHA256 = "be1a30453f28eb8dd26af4101ae40cbf2c50413b1bb21936cbcdc6fae3de8aa5"
 CORPUS_NAME = "LJSpeech-1.1"
-CHUNK_BYTES = 1 << 20
 
 log = logging.getLogger("download_ljspeech")
-
-
-class DownloadError(RuntimeError):
-    """The archive could not be fetched, or it is not the expected one."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fetch_once(url: str, part: Path, timeout: float) -> None:
-    """Append the rest of ``url`` to ``part`` (resuming from its size); raise on a dropped connection."""
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "espnet2-vits-ext recipe"})
-    if have:
-        request.add_header("Range", f"bytes={have}-")
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as error:
-        if error.code == 416 and have:
-            # Nothing left to send from offset `have`: the part file is complete (or too long);
-            # the checksum decides.
-            log.info("server has no bytes after %d: the download looks complete", have)
-            return
-        raise
-    with response:
-        if have and response.status == 206:
-            content_range = response.headers.get("Content-Range", "")
-            if not content_range.startswith(f"bytes {have}-"):
-                raise DownloadError(f"asked for bytes {have}- of {url}, got Content-Range {content_range!r}")
-            mode = "ab"
-            log.info("resuming %s at byte %d", part.name, have)
-        else:
-            if have:
-                log.info("server ignored the Range request: downloading %s from the start", part.name)
-            mode = "wb"
-            have = 0
-        expected = response.headers.get("Content-Length")
-        expected = int(expected) if expected is not None else None
-        received = 0
-        last_report = time.monotonic()
-        # Only the writes are wrapped: an OSError of response.read is a dropped connection (retried),
-        # one of the file is an OutputError (fatal: retrying cannot free the disk).
-        with writing(part):
-            stream = part.open(mode)
-        try:
-            while True:
-                chunk = response.read(CHUNK_BYTES)
-                if not chunk:
-                    break
-                with writing(part):
-                    stream.write(chunk)
-                received += len(chunk)
-                if time.monotonic() - last_report > 30:
-                    log.info("%s: %.0f MB", part.name, (have + received) / 1e6)
-                    last_report = time.monotonic()
-        finally:
-            with writing(part):
-                stream.close()
-        if expected is not None and received < expected:
-            raise http.client.IncompleteRead(b"", expected - received)
-
-
-def download(url: str, sha256: str, target: Path, retries: int = 5, timeout: float = 60.0) -> Path:
-    """Fetch ``url`` to ``target`` unless it is already there with checksum ``sha256``.
-
-    Args:
-        url: http(s) address of the archive.
-        sha256: its expected SHA-256 (hex).
-        target: where the verified archive ends up.
-        retries: how many dropped connections to resume from before giving up.
-        timeout: seconds without data before a connection counts as dropped.
-
-    Returns:
-        ``target``.
-    """
-    sha256 = sha256.lower()
-    with writing(target.parent):
-        target.parent.mkdir(parents=True, exist_ok=True)
-    verified_marker = target.with_name(target.name + ".sha256")
-    if target.exists() and verified_marker.exists() and verified_marker.read_text().strip() == sha256:
-        log.info("%s already downloaded and verified", target)
-        return target
-    part = target.with_name(target.name + ".part")
-    if target.exists():
-        # A previous run completed the rename but not the marker: check it again from scratch.
-        with writing(part):
-            os.replace(target, part)
-    for attempt in range(retries + 1):
-        try:
-            _fetch_once(url, part, timeout)
-            break
-        except (OSError, http.client.HTTPException) as error:
-            if isinstance(error, urllib.error.HTTPError) and error.code < 500:
-                raise DownloadError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
-            if attempt == retries:
-                raise DownloadError(
-                    f"download of {url} failed after {retries + 1} attempts ({error!r}); "
-                    f"run again to resume from the {part.stat().st_size if part.exists() else 0} bytes in {part}"
-                ) from None
-            wait = min(2**attempt, 30)
-            log.warning("connection dropped (%r); resuming in %d s (attempt %d of %d)", error, wait, attempt + 2, retries + 1)
-            time.sleep(wait)
-    actual = sha256_of(part)
-    if actual != sha256:
-        size = part.stat().st_size
-        part.unlink()
-        raise DownloadError(
-            f"checksum mismatch for {url}: expected SHA-256 {sha256}, got {actual} ({size} bytes); "
-            f"the bad download was removed. Check --ljspeech_url and --ljspeech_sha256."
-        )
-    with writing(verified_marker):
-        os.replace(part, target)
-        tmp_marker = verified_marker.with_name(verified_marker.name + ".tmp")
-        tmp_marker.write_text(sha256 + "\n")
-        os.replace(tmp_marker, verified_marker)
-    log.info("downloaded %s (SHA-256 verified)", target)
-    return target
 
 
 def extract(archive: Path, download_dir: Path, sha256: str) -> Path:
@@ -168,27 +35,7 @@ def extract(archive: Path, download_dir: Path, sha256: str) -> Path:
     Returns:
         The corpus directory ``download_dir/LJSpeech-1.1``.
     """
-    corpus = download_dir / CORPUS_NAME
-    done = corpus / ".done"
-    if done.exists() and done.read_text().strip() == sha256.lower():
-        log.info("%s already extracted", corpus)
-        return corpus
-    with building(corpus, kind="extracting") as tmp:
-        log.info("extracting %s (a few minutes)", archive)
-        with tarfile.open(archive) as tar:
-            # Member by member, to name the file a full disk stops at. The "data" filter refuses
-            # absolute paths, "..", and links out of the directory.
-            for member in tar:
-                with writing(tmp / member.name):
-                    tar.extract(member, tmp, filter="data")
-        extracted = tmp / CORPUS_NAME
-        if not (extracted / "metadata.csv").is_file() or not (extracted / "wavs").is_dir():
-            raise DownloadError(f"{archive} does not hold {CORPUS_NAME}/metadata.csv and {CORPUS_NAME}/wavs/")
-        with writing(extracted / ".done"):
-            (extracted / ".done").write_text(sha256.lower() + "\n")
-        # An older, unmarked extraction is replaced (it is ours, inside download_dir).
-        replace_directory(extracted, corpus)
-    return corpus
+    return unpack(archive, download_dir / CORPUS_NAME, sha256, CORPUS_NAME, ("metadata.csv", "wavs"))
 
 
 def main(argv: list[str] | None = None) -> int:

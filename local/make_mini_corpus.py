@@ -10,12 +10,17 @@ with one voice and fixed parameters, so the corpus is the same on every run. Out
     OUT_DIR/wavs/MINI-0001.wav  22,050 Hz, 16-bit, mono (espeak-ng's own rate)
     OUT_DIR/{train,val,test}.ids  the split: every 10th utterance is test, 16 are val
 
+With ``--voices a,b,c`` the corpus has several speakers, one espeak-ng voice each: the sentences
+go round the voices, ids are ``MINI<kk>_<nnnn>`` and speaker ``MINI<kk>`` (``speakers.txt`` names
+each one's voice), ``utt2spk`` says who speaks what, and the split is per speaker (every
+speaker's 10th utterance is test, its 7th, 22nd, ... val).
+
 The directory appears atomically (built under a temporary name, then renamed), with a
 ``.done`` marker that records the options it was made with. A failed write (disk full,
 unwritable OUT_DIR) is one error line naming the file and the OS error and leaves nothing
 behind; temporary directories of a killed run go on the next run.
 
-Usage: local/make_mini_corpus.py [--num_utts N] [--voice en-us] [--rate WPM] OUT_DIR
+Usage: local/make_mini_corpus.py [--num_utts N] [--voice en-us | --voices V1,V2,...] [--rate WPM] OUT_DIR
 """
 
 from __future__ import annotations
@@ -76,11 +81,15 @@ class Espeak:
         # Kept on self: the library calls it back, so it must outlive every synthesis.
         self._callback = SYNTH_CALLBACK(self._collect)
         self.lib.espeak_SetSynthCallback(self._callback)
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
-            raise RuntimeError(f"espeak-ng has no voice {voice!r}")
+        self.use_voice(voice)
         for parameter, value in ((ESPEAK_RATE, rate), (ESPEAK_PITCH, pitch), (ESPEAK_RANGE, 50), (ESPEAK_VOLUME, 100)):
             if self.lib.espeak_SetParameter(parameter, value, 0) != EE_OK:
                 raise RuntimeError(f"espeak-ng refused parameter {parameter} = {value}")
+
+    def use_voice(self, voice: str) -> None:
+        """Speak with ``voice`` from now on (the rate and pitch stay)."""
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
+            raise RuntimeError(f"espeak-ng has no voice {voice!r}")
 
     def _collect(self, samples, count, _events) -> int:
         if count > 0:
@@ -110,21 +119,35 @@ def split_of(index: int) -> str:
     return "train"
 
 
-def make_corpus(out_dir: Path, num_utts: int, voice: str, rate: int, pitch: int) -> None:
-    settings = dict(num_utts=num_utts, voice=voice, rate=rate, pitch=pitch, sample_rate=SAMPLE_RATE)
+def speaker_of(index: int, voices: list[str]) -> tuple[str, str, int]:
+    """``(speaker, utterance id, the speaker's own count)`` of sentence ``index`` (from 1).
+
+    One voice: speaker MINI, ids MINI-0001... Several: the sentences go round the voices, speaker
+    k is MINI<kk> with ids MINI<kk>_0001..., so speakers read different sentences (as in VCTK).
+    """
+    if len(voices) == 1:
+        return "MINI", f"MINI-{index:04d}", index
+    number = (index - 1) // len(voices) + 1
+    speaker = f"MINI{(index - 1) % len(voices) + 1:02d}"
+    return speaker, f"{speaker}_{number:04d}", number
+
+
+def make_corpus(out_dir: Path, num_utts: int, voices: list[str], rate: int, pitch: int) -> None:
+    settings = dict(num_utts=num_utts, voice=",".join(voices), rate=rate, pitch=pitch, sample_rate=SAMPLE_RATE)
     done = out_dir / ".done"
     if done.is_file() and json.loads(done.read_text()) == settings:
         log.info("%s is already there (%s)", out_dir, settings)
         return
-    espeak = Espeak(voice, rate, pitch)
+    espeak = Espeak(voices[0], rate, pitch)
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    metadata = []
+    metadata, utt2spk = [], []
     total_samples = 0
     with building(out_dir) as tmp:
         with writing(tmp / "wavs"):
             (tmp / "wavs").mkdir()
         for index, (text, normalized) in enumerate(sentences(num_utts), start=1):
-            utt_id = f"MINI-{index:04d}"
+            speaker, utt_id, number = speaker_of(index, voices)
+            espeak.use_voice(voices[(index - 1) % len(voices)])
             audio = espeak.synthesize(normalized)
             total_samples += len(audio) // 2
             path = tmp / "wavs" / f"{utt_id}.wav"
@@ -134,9 +157,14 @@ def make_corpus(out_dir: Path, num_utts: int, voice: str, rate: int, pitch: int)
                 wav.setframerate(SAMPLE_RATE)
                 wav.writeframes(audio)
             metadata.append(f"{utt_id}|{text}|{normalized}\n")
-            splits[split_of(index)].append(utt_id)
+            utt2spk.append(f"{utt_id} {speaker}\n")
+            # Each speaker's own count: every speaker has its share of val and test.
+            splits[split_of(number)].append(utt_id)
         contents = {f"{name}.ids": "".join(i + "\n" for i in ids) for name, ids in splits.items()}
         contents["metadata.csv"] = "".join(metadata)
+        if len(voices) > 1:
+            contents["utt2spk"] = "".join(sorted(utt2spk))
+            contents["speakers.txt"] = "".join(f"MINI{k:02d} {v}\n" for k, v in enumerate(voices, start=1))
         contents[".done"] = json.dumps(settings) + "\n"  # last: the corpus is complete
         for name, content in contents.items():
             with writing(tmp / name):
@@ -157,12 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, help="corpus directory to create")
     parser.add_argument("--num_utts", type=int, default=240, help="number of sentences (at least 90)")
     parser.add_argument("--voice", default="en-us", help="espeak-ng voice")
+    parser.add_argument("--voices", default="", help="several espeak-ng voices, comma-separated: a multi-speaker "
+                        "corpus, one speaker per voice (replaces --voice)")
     parser.add_argument("--rate", type=int, default=165, help="speaking rate in words per minute")
     parser.add_argument("--pitch", type=int, default=50, help="base pitch, 0-100")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     try:
-        make_corpus(args.out_dir, args.num_utts, args.voice, args.rate, args.pitch)
+        voices = [v for v in args.voices.split(",") if v] or [args.voice]
+        make_corpus(args.out_dir, args.num_utts, voices, args.rate, args.pitch)
     except OutputError as error:
         log.error("%s; nothing was left half-written: free space or fix the output directory, then rerun", error)
         return 1

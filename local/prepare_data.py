@@ -3,8 +3,10 @@
 
 Reads ``CORPUS_DIR/metadata.csv`` (``id|text|normalized text``, UTF-8, no quoting) and
 ``SPLIT_DIR/{train,val,test}.ids``, and writes ``OUT_DIR/<set>/`` with ``wav.scp``
-(absolute paths to ``CORPUS_DIR/wavs/<id>.wav``), ``text`` (the normalized text, which is what
-is spoken), ``utt2spk`` and ``spk2utt`` (one speaker), sorted in byte order (LC_ALL=C).
+(absolute paths to ``CORPUS_DIR/wavs/<id>.wav``, or those of ``CORPUS_DIR/wav.scp`` where the
+corpus has one), ``text`` (the normalized text, which is what is spoken), ``utt2spk`` and
+``spk2utt`` (one speaker, ``--speaker``, or those of ``CORPUS_DIR/utt2spk`` for a multi-speaker
+corpus), sorted in byte order (LC_ALL=C).
 
 Checks, each error naming file and line, all errors listed before failing: every metadata line
 has three fields, an id and a non-empty normalized text; ids are unique; every id has its wav
@@ -95,6 +97,49 @@ def read_split(split_dir: Path, errors: list[str]) -> dict[str, list[str]]:
     return splits
 
 
+def read_corpus_table(path: Path, errors: list[str]) -> dict[str, str] | None:
+    """``{id: value}`` of an optional two-column table of the corpus (``wav.scp``, ``utt2spk``); None if absent."""
+    if not path.is_file():
+        return None
+    table: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = line.split(maxsplit=1)
+        if len(fields) != 2:
+            errors.append(f"{path}:{number}: expected 'id value', found {line[:80]!r}")
+            continue
+        table[fields[0]] = fields[1].strip()
+    return table
+
+
+def audio_and_speakers(corpus_dir: Path, speaker: str, errors: list[str]) -> tuple[dict[str, Path], dict[str, str]]:
+    """Where each utterance's audio is and who speaks it.
+
+    A corpus in LJSpeech layout has ``wavs/<id>.wav`` and one speaker (``speaker``); a multi-speaker
+    corpus (VCTK's index, the multi-voice mini corpus) adds ``wav.scp`` (id, audio path) and
+    ``utt2spk`` (id, speaker) beside ``metadata.csv``.
+    """
+    metadata = read_metadata(corpus_dir / "metadata.csv", [])
+    wav_table = read_corpus_table(corpus_dir / "wav.scp", errors)
+    speaker_table = read_corpus_table(corpus_dir / "utt2spk", errors)
+    audio: dict[str, Path] = {}
+    speakers: dict[str, str] = {}
+    for utt_id, (_, number) in metadata.items():
+        where = f"{corpus_dir / 'metadata.csv'}:{number}: {utt_id}"
+        if wav_table is None:
+            audio[utt_id] = corpus_dir.resolve() / "wavs" / f"{utt_id}.wav"
+        elif utt_id in wav_table:
+            audio[utt_id] = (corpus_dir / wav_table[utt_id]).resolve()
+        else:
+            errors.append(f"{where}: not in {corpus_dir / 'wav.scp'}")
+        if speaker_table is None:
+            speakers[utt_id] = speaker
+        elif utt_id in speaker_table:
+            speakers[utt_id] = speaker_table[utt_id]
+        else:
+            errors.append(f"{where}: not in {corpus_dir / 'utt2spk'}")
+    return audio, speakers
+
+
 def check(corpus_dir: Path, split_dir: Path) -> tuple[dict[str, tuple[str, int]], dict[str, list[str]]]:
     """Read and check the corpus and the split; raise :class:`DataError` listing every problem."""
     errors: list[str] = []
@@ -102,8 +147,9 @@ def check(corpus_dir: Path, split_dir: Path) -> tuple[dict[str, tuple[str, int]]
     if not metadata_path.is_file():
         raise DataError(f"{metadata_path}: not found (is {corpus_dir} an LJSpeech-layout corpus?)")
     metadata = read_metadata(metadata_path, errors)
-    for utt_id, (_, number) in metadata.items():
-        wav = corpus_dir / "wavs" / f"{utt_id}.wav"
+    audio, _ = audio_and_speakers(corpus_dir, "", errors)
+    for utt_id, wav in audio.items():
+        number = metadata[utt_id][1]
         if not wav.is_file():
             errors.append(f"{metadata_path}:{number}: {utt_id}: missing wav {wav}")
         elif wav.stat().st_size == 0:
@@ -132,15 +178,17 @@ def check(corpus_dir: Path, split_dir: Path) -> tuple[dict[str, tuple[str, int]]
     return metadata, splits
 
 
-def write_set(out_dir: Path, name: str, ids: list[str], metadata: dict, corpus_dir: Path, speaker: str) -> None:
+def write_set(out_dir: Path, name: str, ids: list[str], metadata: dict, audio: dict, speakers: dict) -> None:
     """Write ``out_dir/name`` atomically: build it in a hidden sibling, then rename it into place."""
     ids = sorted(ids, key=lambda s: s.encode())  # LC_ALL=C order
-    wavs = corpus_dir.resolve() / "wavs"
+    by_speaker: dict[str, list[str]] = {}
+    for utt_id in ids:
+        by_speaker.setdefault(speakers[utt_id], []).append(utt_id)
     files = {
-        "wav.scp": [f"{i} {wavs / (i + '.wav')}" for i in ids],
+        "wav.scp": [f"{i} {audio[i]}" for i in ids],
         "text": [f"{i} {metadata[i][0]}" for i in ids],
-        "utt2spk": [f"{i} {speaker}" for i in ids],
-        "spk2utt": [f"{speaker} {' '.join(ids)}"],
+        "utt2spk": [f"{i} {speakers[i]}" for i in ids],
+        "spk2utt": [f"{spk} {' '.join(utts)}" for spk, utts in sorted(by_speaker.items(), key=lambda k: k[0].encode())],
     }
     final = out_dir / name
     with building(final) as tmp:
@@ -155,23 +203,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("corpus_dir", type=Path, help="directory with metadata.csv and wavs/")
     parser.add_argument("split_dir", type=Path, help="directory with train.ids, val.ids, test.ids")
     parser.add_argument("out_dir", type=Path, help="where <set>/ data directories go (e.g. data)")
-    parser.add_argument("--speaker", default="LJ", help="speaker id of every utterance (a prefix of the ids)")
+    parser.add_argument("--speaker", default="LJ", help="speaker id of every utterance (a prefix of the ids), "
+                        "unless the corpus has its own utt2spk")
     args = parser.parse_args(argv)
     try:
         metadata, splits = check(args.corpus_dir, args.split_dir)
     except DataError as error:
         print(f"prepare_data.py: {error}", file=sys.stderr)
         return 1
-    bad_prefix = [i for ids in splits.values() for i in ids if not i.startswith(args.speaker)]
+    audio, speakers = audio_and_speakers(args.corpus_dir, args.speaker, [])
+    bad_prefix = [i for ids in splits.values() for i in ids if not i.startswith(speakers[i])]
     if bad_prefix:
         # Kaldi's sorting convention: speaker ids prefix utterance ids, so utt2spk and spk2utt sort alike.
-        print(f"prepare_data.py: speaker id {args.speaker!r} is not a prefix of {bad_prefix[0]}", file=sys.stderr)
+        print(f"prepare_data.py: speaker id {speakers[bad_prefix[0]]!r} is not a prefix of {bad_prefix[0]}", file=sys.stderr)
         return 1
     try:
         with writing(args.out_dir):
             args.out_dir.mkdir(parents=True, exist_ok=True)
         for name in SETS:
-            write_set(args.out_dir, name, splits[name], metadata, args.corpus_dir, args.speaker)
+            write_set(args.out_dir, name, splits[name], metadata, audio, speakers)
     except OutputError as error:
         # Each set is whole (new or old); the data dirs' .done marker is written only after success.
         print(f"prepare_data.py: {error}; free space or fix the output directory, then rerun", file=sys.stderr)

@@ -5,15 +5,15 @@ connection part-way, ignore Range requests, or serve different bytes.
 """
 
 import hashlib
-import http.server
 import importlib.util
 import io
 import random
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
+
+from helpers.file_server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("download_ljspeech", ROOT / "local" / "download_ljspeech.py")
@@ -34,61 +34,6 @@ def make_archive() -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
-
-
-class Server:
-    """A threaded HTTP server for one file, with faults chosen per test."""
-
-    def __init__(self, body: bytes):
-        self.body = body
-        self.drop_first_after = None  # bytes sent before closing the first connection
-        self.honour_range = True
-        self.requests = []  # (path, Range header) of each request
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                range_header = self.headers.get("Range")
-                server.requests.append((self.path, range_header))
-                if self.path != "/LJSpeech-1.1.tar.bz2":
-                    self.send_error(404)
-                    return
-                start = 0
-                if range_header and server.honour_range:
-                    start = int(range_header.split("=")[1].split("-")[0])
-                    if start >= len(server.body):
-                        self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(server.body)}")
-                        self.end_headers()
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(server.body) - 1}/{len(server.body)}")
-                else:
-                    self.send_response(200)
-                data = server.body[start:]
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if server.drop_first_after is not None and len(server.requests) == 1:
-                    self.wfile.write(data[: server.drop_first_after])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(data)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/LJSpeech-1.1.tar.bz2"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="module")

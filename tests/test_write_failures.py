@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_download import Server, sha  # noqa: E402
+from helpers.file_server import Server  # noqa: E402
+from test_download import sha  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "local"
