@@ -16,6 +16,7 @@ Not a stage script of its own: the downloaders import it.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import http.client
 import logging
@@ -23,12 +24,13 @@ import os
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
-from atomic_output import building, replace_directory, writing
+from atomic_output import OutputError, building, replace_directory, writing
 
 CHUNK_BYTES = 1 << 20
 
@@ -203,3 +205,46 @@ def unpack(archive: Path, corpus: Path, sha256: str, inner: Optional[str], requi
         # An older, unmarked extraction is replaced (it is ours, inside the download directory).
         replace_directory(extracted, corpus)
     return corpus
+
+
+def download_main(
+    argv: Optional[Sequence[str]],
+    description: str,
+    default_url: str,
+    default_sha256: str,
+    fallback_name: str,
+    place: Callable[[Path, Path, str], Path],
+) -> int:
+    """The command line every corpus downloader shares: fetch the archive, then ``place`` it.
+
+    Args:
+        argv: Command-line arguments (None: ``sys.argv[1:]``).
+        description: The downloader's one-line summary, for ``--help``.
+        default_url, default_sha256: The corpus's archive and its checksum.
+        fallback_name: Archive file name when the URL's path has none.
+        place: ``place(archive, download_dir, sha256)`` unpacks and returns the corpus directory.
+
+    Returns:
+        The exit status: 0 (the corpus directory printed on stdout) or 1 (one error line logged).
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("download_dir", type=Path, help="where the archive and the corpus go")
+    parser.add_argument("--url", default=default_url, help="address of the archive")
+    parser.add_argument("--sha256", default=default_sha256, help="expected SHA-256 of the archive")
+    parser.add_argument("--retries", type=int, default=5, help="resume this many times after a dropped connection")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data before giving up a connection")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    name = Path(urllib.parse.urlparse(args.url).path).name or fallback_name
+    try:
+        archive = download(args.url, args.sha256, args.download_dir / name, args.retries, args.timeout)
+        corpus = place(archive, args.download_dir, args.sha256)
+    except DownloadError as error:
+        log.error("%s", error)
+        return 1
+    except OutputError as error:
+        # The partial download stays (as <archive>.part) to resume from; a partial extraction does not.
+        log.error("%s; free space or fix the download directory, then rerun to continue", error)
+        return 1
+    print(corpus)
+    return 0

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("download_ljspeech", ROOT / "local" / "download_ljspeech.py")
 download_ljspeech = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(download_ljspeech)
+import download_archive  # noqa: E402  (local/ is on sys.path now: download_ljspeech put it there)
 
 
 def make_archive() -> bytes:
@@ -73,7 +74,7 @@ def test_resumes_after_dropped_connection(tmp_path, archive):
     with Server(archive) as server:
         server.drop_first_after = 100_000
         target = tmp_path / "LJSpeech-1.1.tar.bz2"
-        download_ljspeech.download(server.url, sha(archive), target, retries=2, timeout=10)
+        download_archive.download(server.url, sha(archive), target, retries=2, timeout=10)
     assert target.read_bytes() == archive
     assert server.requests[0][1] is None
     # The second request asks only for what the first did not deliver.
@@ -85,7 +86,7 @@ def test_resumes_a_part_file_left_by_a_killed_run(tmp_path, archive):
     target = tmp_path / "LJSpeech-1.1.tar.bz2"
     (tmp_path / "LJSpeech-1.1.tar.bz2.part").write_bytes(archive[:5000])
     with Server(archive) as server:
-        download_ljspeech.download(server.url, sha(archive), target)
+        download_archive.download(server.url, sha(archive), target)
     assert target.read_bytes() == archive
     assert server.requests == [("/LJSpeech-1.1.tar.bz2", "bytes=5000-")]
 
@@ -95,7 +96,7 @@ def test_server_ignoring_range_restarts_cleanly(tmp_path, archive):
     (tmp_path / "LJSpeech-1.1.tar.bz2.part").write_bytes(b"x" * 5000)  # garbage must not stay in front
     with Server(archive) as server:
         server.honour_range = False
-        download_ljspeech.download(server.url, sha(archive), target)
+        download_archive.download(server.url, sha(archive), target)
     assert target.read_bytes() == archive
 
 
@@ -103,7 +104,7 @@ def test_complete_part_file_is_verified_not_refetched(tmp_path, archive):
     target = tmp_path / "LJSpeech-1.1.tar.bz2"
     (tmp_path / "LJSpeech-1.1.tar.bz2.part").write_bytes(archive)
     with Server(archive) as server:
-        download_ljspeech.download(server.url, sha(archive), target)
+        download_archive.download(server.url, sha(archive), target)
     assert target.read_bytes() == archive
     assert server.requests == [("/LJSpeech-1.1.tar.bz2", f"bytes={len(archive)}-")]
 
@@ -123,15 +124,15 @@ def test_corrupt_archive_in_place_is_rechecked(tmp_path, archive):
     target.write_bytes(archive[:-10] + b"0123456789")
     with Server(archive) as server:
         server.honour_range = True
-        with pytest.raises(download_ljspeech.DownloadError, match="checksum mismatch"):
-            download_ljspeech.download(server.url, sha(archive), target)
+        with pytest.raises(download_archive.DownloadError, match="checksum mismatch"):
+            download_archive.download(server.url, sha(archive), target)
     assert not target.exists() and not (tmp_path / "LJSpeech-1.1.tar.bz2.part").exists()
 
 
 def test_http_error_is_reported(tmp_path, archive):
     with Server(archive) as server:
-        with pytest.raises(download_ljspeech.DownloadError, match="HTTP 404"):
-            download_ljspeech.download(server.url.replace(".tar.bz2", ".zip"), sha(archive), tmp_path / "x.zip")
+        with pytest.raises(download_archive.DownloadError, match="HTTP 404"):
+            download_archive.download(server.url.replace(".tar.bz2", ".zip"), sha(archive), tmp_path / "x.zip")
 
 
 def test_extract_refuses_an_archive_without_the_corpus(tmp_path):
@@ -142,6 +143,6 @@ def test_extract_refuses_an_archive_without_the_corpus(tmp_path):
         tar.addfile(info, io.BytesIO(b"hi"))
     archive = tmp_path / "x.tar.bz2"
     archive.write_bytes(buffer.getvalue())
-    with pytest.raises(download_ljspeech.DownloadError, match="metadata.csv"):
+    with pytest.raises(download_archive.DownloadError, match="metadata.csv"):
         download_ljspeech.extract(archive, tmp_path, sha(buffer.getvalue()))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.tar.bz2"]
