@@ -2,7 +2,7 @@
 """Download the LJSpeech 1.1 archive (resumable, SHA-256 verified) and extract it atomically.
 
 The download (resumable with HTTP Range requests, renamed into place only when its SHA-256
-matches) and the atomic extraction are local/download_archive.py's, shared with the other corpora:
+matches) and the atomic extraction are espnet2_vits_ext/recipe/download_archive.py's, shared with the other corpora:
 the archive ends up as ``<download_dir>/<name>``, the corpus as ``<download_dir>/LJSpeech-1.1``
 with a ``.done`` marker holding the archive's checksum. A failed write is one line naming the
 file; a partial download is kept to resume from, a partial extraction is removed.
@@ -15,8 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from download_archive import download_main, unpack  # noqa: E402
+from espnet2_vits_ext.recipe.download_archive import download_main, unpack
 
 DEFAULT_URL = "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"
 DEFAULT_SHA256 = "be1a30453f28eb8dd26af4101ae40cbf2c50413b1bb21936cbcdc6fae3de8aa5"

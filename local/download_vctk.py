@@ -4,7 +4,7 @@
 VCTK 0.92 (CSTR, University of Edinburgh; CC BY 4.0): 110 English speakers, about 400 sentences
 each, 48 kHz FLAC recorded with two microphones (``wav48_silence_trimmed/<speaker>/<id>_mic{1,2}.flac``),
 transcripts in ``txt/<speaker>/<id>.txt`` (speaker p315 has none). The archive (about 11 GB) is a
-zip whose root holds these folders. Fetching and unpacking are local/download_archive.py's: the
+zip whose root holds these folders. Fetching and unpacking are espnet2_vits_ext/recipe/download_archive.py's: the
 archive ends up as ``<download_dir>/VCTK-Corpus-0.92.zip``, the corpus as
 ``<download_dir>/VCTK-Corpus-0.92`` with a ``.done`` marker holding the archive's checksum. A
 dropped connection resumes; a wrong checksum removes the download and is one error line; a failed
@@ -18,8 +18,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from download_archive import download_main, unpack  # noqa: E402
+from espnet2_vits_ext.recipe.download_archive import download_main, unpack
 
 DEFAULT_URL = "https://datashare.ed.ac.uk/bitstream/handle/10283/3443/VCTK-Corpus-0.92.zip"
 # The checksum torchaudio's VCTK_092 dataset verifies the same archive with.

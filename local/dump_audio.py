@@ -46,6 +46,8 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 import soundfile as sf
 
+from espnet2_vits_ext.recipe.kaldi_table import KaldiTableError, TableProblem, read_table, read_table_entries
+
 
 class ClipRejected(Exception):
     """A clip that is not dumped; ``reason`` is one keyword, ``detail`` the explanation."""
@@ -62,19 +64,30 @@ class ScpLine(NamedTuple):
     source: str  # a path, or a command ending in "|"
 
 
-def read_scp(path: str) -> Tuple[List[ScpLine], List[Tuple[int, str]]]:
-    """Entries of a wav.scp, and the (line number, text) of lines without a source."""
-    entries, malformed = [], []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            fields = line.strip().split(maxsplit=1)
-            if not fields:
-                continue
-            if len(fields) < 2:
-                malformed.append((number, line.rstrip("\n")))
-                continue
-            entries.append(ScpLine(number, fields[0], fields[1]))
-    return entries, malformed
+class RejectedLine(NamedTuple):
+    utt_id: str  # "-" where the line has none
+    reason: str  # malformed or duplicate
+    detail: str
+    line_number: int
+    text: str
+
+
+def read_scp(path: str) -> Tuple[List[ScpLine], List[RejectedLine]]:
+    """Entries of a wav.scp, and the lines that give no clip: no source after the id, an id
+    already seen (the first one is kept), not UTF-8. Those clips are excluded, not fatal."""
+    problems: List[TableProblem] = []
+    entries = read_table_entries(path, problems=problems)
+    rejected = []
+    for problem in problems:
+        if problem.kind == "missing":
+            raise KaldiTableError(problem.message)
+        if problem.kind == "duplicate":
+            detail = f"utterance id already at line {entries[problem.key].line}"
+        else:
+            detail = "no audio source after the utterance id" if problem.kind == "malformed" else "not UTF-8"
+        reason = "duplicate" if problem.kind == "duplicate" else "malformed"
+        rejected.append(RejectedLine(problem.key or "-", reason, detail, problem.line, problem.text))
+    return [ScpLine(entry.line, utt_id, entry.value) for utt_id, entry in entries.items()], rejected
 
 
 def wav_truncation(path: str) -> Optional[str]:
@@ -198,26 +211,19 @@ def run_job(args) -> int:
     options = DumpOptions(
         args.fs, args.min_duration, args.max_duration, args.silence_db, args.allow_upsample, args.command_timeout
     )
-    entries, malformed = read_scp(args.wav_scp)
+    entries, rejected = read_scp(args.wav_scp)
     work = Path(args.work)
     first = (args.job - 1) * len(entries) // args.nj
     last = args.job * len(entries) // args.nj
-    first_line = {}
-    for entry in entries[:first]:
-        first_line.setdefault(entry.utt_id, entry.line_number)
 
     kept, excluded, notes = [], [], Counter()
     if args.job == 1:
-        for number, text in malformed:
-            excluded.append(("-", "malformed", "no audio source after the utterance id", number, text))
+        excluded += [tuple(line) for line in rejected]
     wav_dir = work / "wav"
     progress = work / f"progress.{args.job}"
     last_report = 0.0
     for index, entry in enumerate(entries[first:last], start=1):
         try:
-            if entry.utt_id in first_line:
-                raise ClipRejected("duplicate", f"utterance id already at line {first_line[entry.utt_id]}")
-            first_line[entry.utt_id] = entry.line_number
             if "/" in entry.utt_id or entry.utt_id.startswith("."):
                 raise ClipRejected("bad-id", "utterance id cannot be a file name")
             samples, rate = read_clip(entry.source, options.command_timeout)
@@ -253,19 +259,6 @@ def run_job(args) -> int:
     return 0
 
 
-def read_table(path: Path) -> Dict[str, Tuple[int, str]]:
-    """``utt -> (line number, rest of line)`` of a Kaldi text/utt2spk file."""
-    table = {}
-    if not path.is_file():
-        return table
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            fields = line.rstrip("\n").split(maxsplit=1)
-            if fields:
-                table.setdefault(fields[0], (number, fields[1] if len(fields) > 1 else ""))
-    return table
-
-
 def write_lines(path: Path, lines: List[str]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(line + "\n" for line in lines)
@@ -273,7 +266,7 @@ def write_lines(path: Path, lines: List[str]) -> None:
 
 def run_merge(args) -> int:
     data_dir, work = Path(args.data_dir), Path(args.work)
-    texts = read_table(data_dir / "text")
+    texts = read_table(data_dir / "text", allow_empty_value=True)
     speakers = read_table(data_dir / "utt2spk")
     wav_scp = data_dir / "wav.scp"
     kept, excluded, notes = [], [], Counter()
@@ -297,11 +290,11 @@ def run_merge(args) -> int:
     final.sort()
     write_lines(work / "wav.scp", [f"{u} {p}" for u, p, _ in final])
     write_lines(work / "utt2num_samples", [f"{u} {n}" for u, _, n in final])
-    write_lines(work / "text", [f"{u} {texts[u][1]}" for u, _, _ in final])
-    write_lines(work / "utt2spk", [f"{u} {speakers[u][1]}" for u, _, _ in final])
+    write_lines(work / "text", [f"{u} {texts[u]}" for u, _, _ in final])
+    write_lines(work / "utt2spk", [f"{u} {speakers[u]}" for u, _, _ in final])
     by_speaker: Dict[str, List[str]] = {}
     for u, _, _ in final:
-        by_speaker.setdefault(speakers[u][1], []).append(u)
+        by_speaker.setdefault(speakers[u], []).append(u)
     write_lines(work / "spk2utt", [f"{s} {' '.join(us)}" for s, us in sorted(by_speaker.items())])
 
     excluded.sort(key=lambda e: (e["line"] is None, e["line"] or 0, e["utt"]))
@@ -351,6 +344,9 @@ def main(argv=None) -> int:
             args.allow_upsample = args.allow_upsample == "true"
             return run_job(args)
         return run_merge(args)
+    except KaldiTableError as error:
+        print(f"dump_audio.py {args.command}: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         # Writing the lists failed (disk full, permissions): a clear line, no traceback.
         print(f"dump_audio.py {args.command}: {error}", file=sys.stderr)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the built-in mini corpus: English sentences spoken by espeak-ng, in LJSpeech layout.
 
-Sentences come from ``local/mini_sentences.py`` (written ones with numbers, abbreviations and
+Sentences come from ``espnet2_vits_ext/recipe/mini_sentences.py`` (written ones with numbers, abbreviations and
 punctuation, then template ones from a seeded generator). Each normalized sentence is
 synthesized with the espeak-ng library of the PyPI package ``espeakng-loader`` through ctypes,
 with one voice and fixed parameters, so the corpus is the same on every run. Output::
@@ -33,9 +33,8 @@ import sys
 import wave
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from atomic_output import OutputError, building, replace_directory, writing  # noqa: E402
-from mini_sentences import sentences  # noqa: E402
+from espnet2_vits_ext.recipe.atomic_output import OutputError, building, replace_directory, writing
+from espnet2_vits_ext.recipe.mini_sentences import sentences
 
 SAMPLE_RATE = 22050
 # espeak-ng's speak_lib.h

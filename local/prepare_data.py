@@ -26,8 +26,7 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from atomic_output import OutputError, building, replace_directory, writing  # noqa: E402
+from espnet2_vits_ext.recipe.atomic_output import OutputError, building, replace_directory, writing
 
 SETS = ("train", "val", "test")
 UTT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")

@@ -30,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
+from espnet2_vits_ext.recipe.kaldi_table import read_table
 from espnet2_vits_ext.text.frontend import CLEANER_TYPES, G2P_TYPES, TextFrontend, TextFrontendError
 
 DATA_FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "utt2num_samples")
@@ -83,11 +84,6 @@ def read_text(path: Path) -> List[Utterance]:
             if fields:
                 utterances.append(Utterance(fields[0], number, fields[1] if len(fields) > 1 else ""))
     return utterances
-
-
-def read_table(path: Path) -> Dict[str, str]:
-    with open(path, encoding="utf-8") as f:
-        return dict(line.rstrip("\n").split(maxsplit=1) for line in f if line.strip())
 
 
 _frontend: Optional[TextFrontend] = None

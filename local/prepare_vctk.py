@@ -27,8 +27,7 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from atomic_output import OutputError, building, replace_directory, writing  # noqa: E402
+from espnet2_vits_ext.recipe.atomic_output import OutputError, building, replace_directory, writing
 
 log = logging.getLogger("prepare_vctk")
 

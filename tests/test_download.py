@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("download_ljspeech", ROOT / "local" / "download_ljspeech.py")
 download_ljspeech = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(download_ljspeech)
-import download_archive  # noqa: E402  (local/ is on sys.path now: download_ljspeech put it there)
+from espnet2_vits_ext.recipe import download_archive  # noqa: E402
 
 
 def make_archive() -> bytes:

@@ -16,29 +16,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from espnet2_vits_ext.recipe.kaldi_table import TableProblem, read_table_entries
+
 FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
 MAX_ERRORS_SHOWN = 20
 
 
 def read_table(path: Path, errors: list[str]) -> dict[str, str]:
-    """``{key: value}`` of a ``key value`` file, recording malformed, duplicate or unsorted lines."""
-    table: dict[str, str] = {}
-    if not path.is_file():
-        errors.append(f"{path}: missing")
-        return table
-    previous = None
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        key, _, value = line.partition(" ")
-        if not key or not value.strip():
-            errors.append(f"{path}:{number}: expected 'key value', got {line[:80]!r}")
-            continue
-        if key in table:
-            errors.append(f"{path}:{number}: duplicate key {key}")
-            continue
-        if previous is not None and key.encode() < previous.encode():
-            errors.append(f"{path}:{number}: {key} comes after {previous}: not sorted (LC_ALL=C sort)")
-        previous = key
-        table[key] = value.strip()
+    """``{key: value}`` of one file of the data dir; malformed, duplicate or unsorted lines go to ``errors``."""
+    problems: list[TableProblem] = []
+    table = {key: entry.value for key, entry in read_table_entries(path, require_sorted=True, problems=problems).items()}
+    errors += [str(problem) for problem in problems]
     if not table and path.is_file():
         errors.append(f"{path}: empty")
     return table

@@ -7,6 +7,8 @@ import numpy as np
 import soundfile as sf
 from typeguard import typechecked
 
+from espnet2_vits_ext.recipe.kaldi_table import read_table
+
 
 @typechecked
 def read_kaldi_map(path: Union[str, Path], allow_empty_value: bool = False) -> Dict[str, str]:
@@ -20,23 +22,10 @@ def read_kaldi_map(path: Union[str, Path], allow_empty_value: bool = False) -> D
         Mapping from key to value, in file order.
 
     Raises:
-        ValueError: On a line without a value (unless allowed), a duplicated key or a piped
-            ``wav.scp`` entry (``cmd |``), naming the file and line.
+        KaldiTableError: A ValueError naming the file and line: a line without a value (unless
+            allowed), a duplicated key, a line that is not UTF-8.
     """
-    entries: Dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            key, _, value = line.strip().partition(" ")
-            value = value.strip()
-            if not value and not allow_empty_value:
-                raise ValueError(f"{path}:{line_number}: expected '<key> <value>', got {line!r}")
-            if key in entries:
-                raise ValueError(f"{path}:{line_number}: duplicated key {key!r}")
-            entries[key] = value
-    return entries
+    return read_table(path, allow_empty_value)
 
 
 @typechecked

@@ -7,7 +7,7 @@ should be) becomes an :class:`OutputError` whose message names the file and the 
 the sibling is removed, so nothing half-written is left. A run killed outright leaves its
 sibling behind: the next run removes it by its name's pattern (it cannot know the old pid).
 
-Usage (from a script in local/)::
+Usage (from a stage script in local/)::
 
     with building(out_dir) as tmp:
         with writing(tmp / "text"):

@@ -4,7 +4,7 @@ Each sentence is a pair ``(text, normalized)`` as in LJSpeech's ``metadata.csv``
 reader sees it (digits, "Dr.", "$5"), ``normalized`` with numbers, money, dates and abbreviations
 spelled out (what is spoken). :func:`sentences` returns them in corpus order.
 
-Usage: imported by local/make_mini_corpus.py
+Used by local/make_mini_corpus.py (stage 1 of --corpus mini).
 """
 
 from __future__ import annotations

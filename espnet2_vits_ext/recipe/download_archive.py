@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Fetch a corpus archive (resumable, SHA-256 verified) and unpack it atomically: the shared part
 of the corpus downloaders (``local/download_ljspeech.py``, ``local/download_vctk.py``).
 
@@ -30,7 +29,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from atomic_output import OutputError, building, replace_directory, writing
+from espnet2_vits_ext.recipe.atomic_output import OutputError, building, replace_directory, writing
 
 CHUNK_BYTES = 1 << 20
 
