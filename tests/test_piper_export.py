@@ -19,44 +19,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import yaml
 
-from conftest import tiny_conditioned_tts_conf, tiny_tts_conf
+from helpers.tiny_configs import tiny_conditioned_tts_conf, tiny_tts_conf
+from helpers.packed_models import TOKENS
+from helpers.packed_models import pack_tiny_voice as pack_tiny_model
 from helpers.piper_runtime import PCM_TOLERANCE, piper_speaks, torch_speaks
-from espnet2.bin.pack import pack
 from espnet2.bin.tts_inference import Text2Speech
-from espnet2.tasks.gan_tts import GANTTSTask
 from espnet2_vits_ext.bin.export_piper import main as export_main
 from espnet2_vits_ext.bin.import_piper import main as import_main
 from espnet2_vits_ext.piper.export_symbols import DROPPED, piper_symbols
 
 REPO = Path(__file__).resolve().parents[1]
-TOKENS = ["<blank>", "<unk>", "<space>", "ə", "ˈ", "n", "t", "s", "l", "ɪ", "d", "<sos/eos>"]
 # Tokens of "did ənˈts lɪstɹn": "ɹ" is not in the tiny vocabulary, so ESPnet reads <unk>.
 PHONEMES = list("dɪd ənˈts lɪstɹn")
 ROUND_TRIP_TOLERANCE = 8 / 32768
-
-
-def pack_tiny_model(root: Path, tts_conf: dict, name: str = "tiny", model: str = "fast_vits") -> Path:
-    """Build a tiny model with ESPnet's GANTTSTask and pack it as stage 7 does: the zip."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
-    args = GANTTSTask.get_parser().parse_args(
-        ["--token_list", str(root / "tokens.txt"), "--token_type", "phn", "--cleaner", "tacotron",
-         "--g2p", "espeak_ng_english_us_vits", "--tts", model, "--feats_extract", "linear_spectrogram",
-         "--output_dir", str(root)]
-    )
-    args.tts_conf = tts_conf
-    args.feats_extract_conf = dict(n_fft=64, hop_length=16, win_length=None)
-    torch.manual_seed(0)
-    torch.save(GANTTSTask.build_model(args).state_dict(), root / "model.pth")
-    with open(root / "config.yaml", "w") as config_file:
-        yaml.safe_dump(vars(args), config_file)
-    zip_path = root / f"{name}.zip"
-    pack(files=dict(model_file=str(root / "model.pth")), yaml_files=dict(train_config=str(root / "config.yaml")),
-         option=[], outpath=str(zip_path))
-    return zip_path
 
 
 def tiny_text2speech(zip_root: Path, length_scale: float = 1.0) -> Text2Speech:
@@ -68,7 +44,7 @@ def tiny_text2speech(zip_root: Path, length_scale: float = 1.0) -> Text2Speech:
 @pytest.fixture(scope="module")
 def single_speaker(tmp_path_factory):
     root = tmp_path_factory.mktemp("single")
-    zip_path = pack_tiny_model(root / "model", tiny_tts_conf())
+    zip_path = pack_tiny_model(root / "model", tiny_tts_conf(), name="tiny")
     assert export_main([str(zip_path), str(root / "voice")]) == 0
     return root
 
