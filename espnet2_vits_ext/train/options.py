@@ -28,6 +28,8 @@ class ResilientGANTrainerOptions(GANTrainerOptions):
     batch_type: str
     batch_size: int
     batch_bins: int
+    init_model: Optional[str]  # --init_model (train/init_model.py)
+    token_list: List[str]  # the model's tokens, as the task's build_model leaves them
 
 
 def add_fault_tolerance_arguments(parser: argparse.ArgumentParser) -> None:

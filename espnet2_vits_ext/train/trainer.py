@@ -29,6 +29,7 @@ not bit-exactly (the other ranks get rank 0's RNG state). The tests cover one pr
 
 import argparse
 import dataclasses
+import logging
 import signal
 from pathlib import Path
 
@@ -54,6 +55,11 @@ from espnet2_vits_ext.train.errors import (
     TrainingOutOfMemoryError,
     TrainingStopped,
     naming_unalignable_utterances,
+)
+from espnet2_vits_ext.train.init_model import (
+    add_init_model_argument,
+    check_init_model_option,
+    init_model,
 )
 from espnet2_vits_ext.train.memory import (
     is_out_of_memory,
@@ -91,11 +97,13 @@ class ResilientGANTrainer(GANTrainer):
     @classmethod
     def check_options(cls, args: argparse.Namespace) -> None:
         check_fault_tolerance_options(args)
+        check_init_model_option(args)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         super().add_arguments(parser)
         add_fault_tolerance_arguments(parser)
+        add_init_model_argument(parser)
 
     # -- run ---------------------------------------------------------------------------
     @classmethod
@@ -152,6 +160,10 @@ class ResilientGANTrainer(GANTrainer):
         """Choose the start, check memory on the largest batches, write ``checkpoint.pth``."""
         run.choose_start()
         options = run.options
+        if options.init_model is not None and run.choice is None:
+            init_model(model, options.init_model, options.token_list)
+        elif options.init_model is not None:
+            logging.info(f"--init_model {options.init_model} not applied: resuming instead")
         device = "cuda" if options.ngpu > 0 else "cpu"
         try_largest_batches(
             model, train_iter_factory.build_iter(1), options.train_shape_file,
