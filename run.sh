@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# VITS on LJSpeech (or the built-in mini corpus): from the raw corpus to a trained, packed voice.
+# VITS on LJSpeech or VCTK (or the built-in mini corpus): from the raw corpus to a trained, packed voice.
 #
-#   Stage 1  corpus       download + verify + extract LJSpeech 1.1, or generate the mini corpus
-#   Stage 2  data         Kaldi data dirs data/{train,val,test} with the VITS split (12,500/100/500)
+#   Stage 1  corpus       download + verify + extract LJSpeech 1.1 or VCTK 0.92 (and index VCTK),
+#                         or generate the mini corpus
+#   Stage 2  data         Kaldi data dirs data/{train,val,test}: the VITS split of LJSpeech
+#                         (12,500/100/500), a per-speaker split of VCTK and of the mini corpus
 #   Stage 3  audio        check, resample and dump the clips: dump/raw/<set>
-#   Stage 4  text         clean + phonemize, drop unusable utterances, token list
+#   Stage 4  text         clean + phonemize, drop unusable utterances, token list; with speaker ids
+#                         (multi-speaker config): spk2sid of the training set, utt2sid of each set
 #   Stage 5  stats        ESPnet collect stats: shape files, feature statistics
 #   Stage 6  training     ESPnet2 GAN-TTS trainer (CPU, one GPU, distributed with --ngpu N,
 #                         on several nodes with --num_nodes N and the Slurm backend)
@@ -18,6 +21,7 @@
 #
 # Usage: ./run.sh [options]          (./run.sh --help lists every option)
 #   e.g. ./run.sh --corpus mini --stage 1 --stop_stage 7
+#        cd egs2/vctk/tts1 && ./run.sh --corpus mini    (the multi-speaker recipe: docs/recipes.md)
 #        ./run.sh --ngpu 4 --nj 16
 #        cmd_backend=slurm ./run.sh --ngpu 4 --num_nodes 2 --nj 16
 set -euo pipefail
@@ -30,12 +34,16 @@ inference_nj=4          # parallel synthesis jobs in stage 7
 ngpu=0                  # GPUs for training (0: CPU; more than 1: ESPnet's distributed mode); per node
 num_nodes=1             # nodes for training; more than 1: one Slurm job over N nodes (cmd_backend=slurm)
 gpu_inference=false     # synthesize on one GPU per job
-corpus=ljspeech         # ljspeech (the real corpus) or mini (built-in espeak-ng corpus)
+corpus=ljspeech         # ljspeech or vctk (the real corpora) or mini (built-in espeak-ng corpus)
 # Stage 1: corpus
 download_dir=downloads  # where the archive, the extracted corpus and the mini corpus go
 ljspeech_root=          # an already extracted LJSpeech-1.1 directory (skips the download)
 ljspeech_url=https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2  # LJSpeech 1.1 archive
 ljspeech_sha256=be1a30453f28eb8dd26af4101ae40cbf2c50413b1bb21936cbcdc6fae3de8aa5  # its SHA-256
+vctk_root=              # an already extracted VCTK-Corpus-0.92 directory (skips the download)
+vctk_url=https://datashare.ed.ac.uk/bitstream/handle/10283/3443/VCTK-Corpus-0.92.zip  # VCTK 0.92 archive
+vctk_sha256=f96258be9fdc2cbff6559541aae7ea4f59df3fcaf5cf963aae5ca647357e359c  # its SHA-256
+mini_voices=en-us       # espeak-ng voice(s) of the mini corpus; several, comma-separated: one speaker each
 # Output directories
 datadir=data            # stage 2 output: Kaldi data dirs
 dumpdir=dump            # stages 3-4 output: dumped audio, token lists
@@ -48,8 +56,10 @@ allow_upsample=false    # true: upsample clips recorded below --fs instead of ex
 # Stage 4: text
 g2p=                    # grapheme-to-phoneme; empty: g2p of --train_config (espeak_ng_english_us_vits)
 cleaner=                # text cleaner; empty: cleaner of --train_config (tacotron)
+# Stages 4-7: speakers
+use_sid=                # speaker ids (ESPnet's --use_sid); empty: true when the config has a speaker table (spks)
 # Stages 5-6: training
-train_config=           # ESPnet config; empty: conf/train.yaml (ljspeech) or conf/train_mini.yaml (mini)
+train_config=           # ESPnet config; empty: conf/train.yaml (ljspeech, vctk) or conf/train_mini.yaml (mini)
 train_args=             # extra trainer arguments, override the config, e.g. "--max_epoch 10"
 tag=                    # experiment name exp/tts_<tag>; empty: config name + train_args
 resume=true             # continue an interrupted training from its last checkpoint
@@ -62,9 +72,14 @@ export_piper=true       # also export the packed model as a Piper voice (<zip na
 # Stage 8: evaluation
 evaluation_args=        # extra options of local/evaluate.sh, e.g. "--f0_method dio --report_utterances 20"
 
+# A recipe directory's own defaults (egs2/vctk/tts1/recipe.conf: corpus vctk, four mini voices);
+# the command line still overrides them.
+# shellcheck disable=SC1091
+[ ! -f recipe.conf ] || . ./recipe.conf
+
 help_message=$(cat <<EOF
 Usage: $0 [options]
-Train VITS on LJSpeech (or the built-in mini corpus) and pack it; stages:
+Train VITS on LJSpeech or VCTK (or the built-in mini corpus) and pack it; stages:
   1 corpus, 2 data dirs, 3 audio dump, 4 text/tokens, 5 collect stats, 6 training, 7 synthesis + pack,
   8 evaluation (optional: ./run.sh --stage 8 --stop_stage 8)
 
@@ -76,12 +91,16 @@ General:
   --ngpu N               GPUs for training (per node), 0 for CPU (default: ${ngpu})
   --num_nodes N          training nodes, --ngpu GPUs each; above 1 needs cmd_backend=slurm (default: ${num_nodes})
   --gpu_inference BOOL   synthesize on GPU (default: ${gpu_inference})
-  --corpus NAME          ljspeech or mini (default: ${corpus})
+  --corpus NAME          ljspeech, vctk or mini (default: ${corpus})
 Corpus (stage 1):
   --download_dir DIR     archive, extracted corpus, mini corpus (default: ${download_dir})
   --ljspeech_root DIR    use this extracted LJSpeech-1.1 instead of downloading (default: none)
   --ljspeech_url URL     LJSpeech 1.1 archive (default: ${ljspeech_url})
   --ljspeech_sha256 HEX  its SHA-256 (default: ${ljspeech_sha256})
+  --vctk_root DIR        use this extracted VCTK-Corpus-0.92 instead of downloading (default: none)
+  --vctk_url URL         VCTK 0.92 archive (default: ${vctk_url})
+  --vctk_sha256 HEX      its SHA-256 (default: ${vctk_sha256})
+  --mini_voices V1,V2    espeak-ng voices of the mini corpus, one speaker each (default: ${mini_voices})
 Output directories:
   --datadir DIR          Kaldi data dirs (default: ${datadir})
   --dumpdir DIR          dumped audio and token lists (default: ${dumpdir})
@@ -94,6 +113,8 @@ Audio (stage 3):
 Text (stage 4):
   --g2p NAME             grapheme-to-phoneme (default: g2p of the config)
   --cleaner NAME         text cleaner (default: cleaner of the config)
+Speakers (stages 4-7):
+  --use_sid BOOL         speaker ids: spk2sid, utt2sid, sids (default: true if the config has spks)
 Training (stages 5-6):
   --train_config FILE    ESPnet config (default: conf/train.yaml; conf/train_mini.yaml with --corpus mini)
   --train_args STR       extra trainer arguments, e.g. "--max_epoch 10" (default: none)
@@ -145,6 +166,9 @@ done
 # Only Slurm spans nodes: the local backend runs every job on this machine.
 [ "${num_nodes}" -eq 1 ] || [ "${cmd_backend}" = slurm ] \
   || die "--num_nodes ${num_nodes} needs the slurm job backend (cmd_backend=slurm ./run.sh ...; see cmd.sh), not '${cmd_backend}'"
+[ -z "${ljspeech_root}" ] || [ "${corpus}" = ljspeech ] || die "--ljspeech_root is for --corpus ljspeech"
+[ -z "${vctk_root}" ] || [ "${corpus}" = vctk ] || die "--vctk_root is for --corpus vctk"
+multi_speaker=false  # the corpus has several speakers (then the config must have a speaker table)
 case "${corpus}" in
   ljspeech)
     corpus_dir=${ljspeech_root:-${download_dir}/LJSpeech-1.1}
@@ -152,14 +176,22 @@ case "${corpus}" in
     speaker=LJ
     train_config=${train_config:-conf/train.yaml}
     ;;
+  vctk)
+    vctk_dir=${vctk_root:-${download_dir}/VCTK-Corpus-0.92}
+    corpus_dir=${download_dir}/vctk_index  # local/prepare_vctk.py's index: metadata.csv, wav.scp, utt2spk, split
+    split_dir=${corpus_dir}
+    speaker=VCTK  # unused: the index has its own utt2spk
+    multi_speaker=true
+    train_config=${train_config:-conf/train.yaml}
+    ;;
   mini)
-    [ -z "${ljspeech_root}" ] || die "--ljspeech_root is for --corpus ljspeech"
     corpus_dir=${download_dir}/mini
     split_dir=${corpus_dir}  # the mini corpus carries its own train/val/test.ids
     speaker=MINI
+    [[ "${mini_voices}" != *,* ]] || multi_speaker=true
     train_config=${train_config:-conf/train_mini.yaml}
     ;;
-  *) die "--corpus must be ljspeech or mini, not '${corpus}'" ;;
+  *) die "--corpus must be ljspeech, vctk or mini, not '${corpus}'" ;;
 esac
 [ -f "${train_config}" ] || die "--train_config: no such file '${train_config}'"
 
@@ -185,6 +217,19 @@ cleaner=${cleaner:-${config_cleaner}}
 [ -n "${g2p}" ] || die "no g2p: give --g2p or set g2p in ${train_config}"
 [ -n "${cleaner}" ] || die "no cleaner: give --cleaner or set cleaner in ${train_config}"
 token_type=${token_type:-phn}
+# Speaker ids follow the config: a speaker table (tts_conf.generator_params.spks) means sids.
+config_spks=$(config_value tts_conf.generator_params.spks)
+[[ "${config_spks}" =~ ^-?[0-9]+$ ]] || config_spks=-1
+if [ -z "${use_sid}" ]; then
+  if [ "${config_spks}" -gt 0 ]; then use_sid=true; else use_sid=false; fi
+  "${use_sid}" || ! "${multi_speaker}" \
+    || die "--corpus ${corpus} has several speakers but ${train_config} has no speaker table (tts_conf.generator_params.spks ${config_spks}): give a multi-speaker config such as egs2/vctk/tts1/conf/train.yaml (or run from egs2/vctk/tts1), or --use_sid false to train one voice on all of them"
+fi
+case "${use_sid}" in
+  true) [ "${config_spks}" -gt 0 ] || die "--use_sid true needs a speaker table in ${train_config} (tts_conf.generator_params.spks; it is ${config_spks})" ;;
+  false) ;;
+  *) die "--use_sid takes true or false, not '${use_sid}'" ;;
+esac
 [ "${token_type}" = phn ] || die "token_type must be phn (phonemes) in ${train_config}, not '${token_type}'"
 if [ -z "${train_threads}" ]; then
   if [ "${ngpu}" -eq 0 ]; then train_threads=$(nproc); else train_threads=1; fi
@@ -210,32 +255,59 @@ run_log=${expdir}/logs/run.$(date '+%Y%m%dT%H%M%S').log
 # Everything this run prints also goes to its own log under exp/.
 exec > >(tee -a "${run_log}") 2>&1
 log "${run_args}"
-log "corpus ${corpus} (${corpus_dir}), config ${train_config}, fs ${fs}, g2p ${g2p}, cleaner ${cleaner}; log ${run_log}"
+log "corpus ${corpus} (${corpus_dir}), config ${train_config}, fs ${fs}, g2p ${g2p}, cleaner ${cleaner}, speaker ids ${use_sid}; log ${run_log}"
 
 # ----- stages -----
+# Stage 1 of a real corpus: check the extracted copy given as --<corpus>_root, or download and
+# extract the archive into --download_dir.
+#   fetch_corpus NAME ROOT URL SHA256 DOWNLOADER TARGET PATH... (PATHs: what an extracted copy holds)
+fetch_corpus() {
+  local name=$1 root=$2 url=$3 sha256=$4 downloader=$5 target=$6 path
+  shift 6
+  if [ -n "${root}" ]; then
+    log "Stage 1: ${name}: using ${root} (no download)"
+    for path in "$@"; do
+      [ -e "${root}/${path}" ] || die "--${corpus}_root ${root} has no ${*}: give the extracted ${name} directory"
+    done
+  else
+    log "Stage 1: ${name}: ${url} -> ${target}"
+    start_record "${download_dir}/command_stage1.sh" "${run_args}"
+    run_recorded "${download_dir}/command_stage1.sh" "${downloader}" \
+      --url "${url}" --sha256 "${sha256}" "${download_dir}" \
+      || die "stage 1 failed; run it again to resume the download"
+  fi
+}
+
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   if [ "${corpus}" = mini ]; then
-    log "Stage 1: mini corpus: espeak-ng -> ${corpus_dir}"
+    log "Stage 1: mini corpus: espeak-ng (${mini_voices}) -> ${corpus_dir}"
     start_record "${download_dir}/command_stage1.sh" "${run_args}"
-    run_recorded "${download_dir}/command_stage1.sh" local/make_mini_corpus.py "${corpus_dir}"
-  elif [ -n "${ljspeech_root}" ]; then
-    log "Stage 1: LJSpeech: using ${ljspeech_root} (no download)"
-    [ -f "${ljspeech_root}/metadata.csv" ] && [ -d "${ljspeech_root}/wavs" ] \
-      || die "--ljspeech_root ${ljspeech_root} has no metadata.csv and wavs/: give the extracted LJSpeech-1.1 directory"
+    run_recorded "${download_dir}/command_stage1.sh" local/make_mini_corpus.py --voices "${mini_voices}" "${corpus_dir}"
+  elif [ "${corpus}" = vctk ]; then
+    fetch_corpus VCTK-Corpus-0.92 "${vctk_root}" "${vctk_url}" "${vctk_sha256}" local/download_vctk.py "${vctk_dir}" \
+      txt wav48_silence_trimmed
+    [ -z "${vctk_root}" ] || start_record "${download_dir}/command_stage1.sh" "${run_args}"
+    # The index (with the per-speaker split) goes beside the corpus, which stays as extracted.
+    log "Stage 1: VCTK index: ${vctk_dir} -> ${corpus_dir}"
+    run_recorded "${download_dir}/command_stage1.sh" local/prepare_vctk.py "${vctk_dir}" "${corpus_dir}" \
+      || die "stage 1: indexing ${vctk_dir} failed (see above)"
   else
-    log "Stage 1: LJSpeech: ${ljspeech_url} -> ${corpus_dir}"
-    start_record "${download_dir}/command_stage1.sh" "${run_args}"
-    run_recorded "${download_dir}/command_stage1.sh" local/download_ljspeech.py \
-      --url "${ljspeech_url}" --sha256 "${ljspeech_sha256}" "${download_dir}" \
-      || die "stage 1 failed; run it again to resume the download"
+    fetch_corpus LJSpeech-1.1 "${ljspeech_root}" "${ljspeech_url}" "${ljspeech_sha256}" local/download_ljspeech.py \
+      "${corpus_dir}" metadata.csv wavs
   fi
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   log "Stage 2: data dirs: ${corpus_dir} + ${split_dir}/*.ids -> ${datadir}/{${train_set},${valid_set},${test_sets// /,}}"
   [ -f "${corpus_dir}/metadata.csv" ] || die "${corpus_dir}/metadata.csv not found: run stage 1"
+  # A multi-speaker corpus's own audio list and speakers (VCTK's index, the multi-voice mini corpus).
+  corpus_tables=()
+  for f in wav.scp utt2spk; do
+    [ ! -f "${corpus_dir}/${f}" ] || corpus_tables+=("${corpus_dir}/${f}")
+  done
   key=$(signature "$(cd "${corpus_dir}" && pwd)" "${corpus_dir}/metadata.csv" \
-    "${split_dir}/${train_set}.ids" "${split_dir}/${valid_set}.ids" "${split_dir}/test.ids" "${speaker}")
+    "${split_dir}/${train_set}.ids" "${split_dir}/${valid_set}.ids" "${split_dir}/test.ids" "${speaker}" \
+    "${corpus_tables[@]}")
   if is_done "${datadir}" "${key}"; then
     log "${datadir} is complete (${datadir}/.done): skipping"
   else
@@ -279,12 +351,19 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
   for dir in "${dump_dirs[@]}"; do
     utils/validate_data_dir.py "${dir}"
   done
+  if "${use_sid}"; then
+    # After the text filter: every speaker with training data gets an id, and only those.
+    run_recorded "$(dirname "${token_list}")/command_stage4.sh" local/make_speaker_ids.py \
+      --train_config "${train_config}" "${dump_dirs[@]}" \
+      || die "stage 4: no speaker ids (see above)"
+  fi
 fi
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
   log "Stage 5: collect stats: ${dumpdir}/raw/{${train_set},${valid_set}} -> ${stats_dir}"
   local/collect_stats.sh --nj "${nj}" --cmd "${train_cmd}" --train_config "${train_config}" \
     --token_list "${token_list}" --g2p "${g2p}" --cleaner "${cleaner}" --train_args "${train_args}" \
+    --use_sid "${use_sid}" \
     "${dumpdir}/raw/${train_set}" "${dumpdir}/raw/${valid_set}" "${stats_dir}"
 fi
 
@@ -293,6 +372,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
   local/train.sh --ngpu "${ngpu}" --num_nodes "${num_nodes}" --cmd "${cuda_cmd}" --train_config "${train_config}" \
     --token_list "${token_list}" --g2p "${g2p}" --cleaner "${cleaner}" --resume "${resume}" \
     --threads "${train_threads}" --train_args "${train_args}" \
+    --use_sid "${use_sid}" \
     "${dumpdir}/raw/${train_set}" "${dumpdir}/raw/${valid_set}" "${stats_dir}" "${tts_exp}"
 fi
 
@@ -301,10 +381,13 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
   if "${gpu_inference}"; then _cmd=${cuda_cmd}; _ngpu=1; else _cmd=${decode_cmd}; _ngpu=0; fi
   for dset in ${test_sets}; do
     local/synthesize.sh --nj "${inference_nj}" --cmd "${_cmd}" --ngpu "${_ngpu}" \
-      --inference_config "${inference_config}" --inference_args "${inference_args}" \
+      --inference_config "${inference_config}" --inference_args "${inference_args}" --use_sid "${use_sid}" \
       "${tts_exp}" "${tts_exp}/${inference_model}" "${dumpdir}/raw/${dset}" "${tts_exp}/${inference_tag}/${dset}"
   done
-  local/pack_model.sh "${tts_exp}" "${tts_exp}/${inference_model}" "${stats_dir}" "${packed_zip}"
+  pack_opts=()
+  # The speaker table goes in the zip, as ESPnet's tts.sh packs it: sids mean something to its user.
+  "${use_sid}" && pack_opts+=(--spk2sid "${dumpdir}/raw/${train_set}/spk2sid")
+  local/pack_model.sh "${pack_opts[@]}" "${tts_exp}" "${tts_exp}/${inference_model}" "${stats_dir}" "${packed_zip}"
   log "Use it: Text2Speech.from_pretrained(model_tag=\"${packed_zip}\")"
   if "${export_piper}"; then
     local/export_piper_voice.sh "${packed_zip}" "$(dirname "${packed_zip}")"

@@ -3,6 +3,7 @@
 
 Loads ``ZIP`` with ``Text2Speech.from_pretrained(model_tag=ZIP)`` (ESPnet's documented way,
 through espnet_model_zoo, which unpacks a local zip into its cache), synthesizes one sentence
+(a multi-speaker model as speaker id 1, its first trained speaker: ESPnet keeps 0 for ``<unk>``)
 and checks that the waveform is non-empty and finite. espnet_model_zoo caches a local zip by its
 path and never looks at it again, so a model re-packed at the same path would load stale: the
 cache entry of ``ZIP`` is removed first.
@@ -81,7 +82,8 @@ def main(argv=None) -> int:
     from espnet2.bin.tts_inference import Text2Speech
 
     tts = Text2Speech.from_pretrained(model_tag=str(args.zip), device="cpu")
-    wav = tts(args.text)["wav"].numpy()
+    speaker = {"sids": np.array([1])} if tts.use_sids else {}
+    wav = tts(args.text, **speaker)["wav"].numpy()
     if attempts:
         # The loading went on (the caller caught the refusal) but would have needed the network.
         print(

@@ -6,7 +6,8 @@
 # them with espnet2.bin.aggregate_stats_dirs. Writes <stats_dir>/{train,valid}/: speech_shape and
 # text_shape (the lengths the batch samplers sort by), text_shape.phn (the same with the token
 # list's size appended: what ESPnet's numel batching counts), and feats_stats.npz (mean and
-# variance of the linear spectrogram). Built in <stats_dir>.tmp, renamed when complete; a
+# variance of the linear spectrogram). With --use_sid true (a multi-speaker config), each dump dir's
+# utt2sid (stage 4) is read as ESPnet's `sids`, as tts.sh does with --use_sid true. Built in <stats_dir>.tmp, renamed when complete; a
 # <stats_dir>/.done signature (config, token list, dumps, options) makes a rerun a no-op.
 # A full disk or an unwritable output stops it with one line naming the file and the error;
 # <stats_dir>.tmp then keeps the logs, and the next run starts it afresh.
@@ -25,6 +26,7 @@ token_type=phn     # ESPnet --token_type
 g2p=               # ESPnet --g2p; empty: the config's
 cleaner=           # ESPnet --cleaner; empty: the config's
 train_args=        # extra arguments for gan_tts_train, e.g. "--feats_extract_conf n_fft=2048"
+use_sid=false      # read <dump_dir>/utt2sid as the speaker ids (sids) of a multi-speaker model
 
 help_message="Usage: $0 [options] <train_dump_dir> <valid_dump_dir> <stats_dir>
 ESPnet collect-stats pass (shape files, feats_stats.npz) over the dumps of stage 3-4.
@@ -36,7 +38,8 @@ Options (default in brackets):
   --token_type T     token type [${token_type}]
   --g2p NAME         g2p [from the config]
   --cleaner NAME     text cleaner [from the config]
-  --train_args STR   extra arguments for espnet2.bin.gan_tts_train [${train_args}]"
+  --train_args STR   extra arguments for espnet2.bin.gan_tts_train [${train_args}]
+  --use_sid BOOL     speaker ids from <dump_dir>/utt2sid [${use_sid}]"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck disable=SC1091
@@ -49,14 +52,19 @@ valid_dir=${2%/}
 stats_dir=${3%/}
 [ -n "${train_config}" ] && [ -f "${train_config}" ] || die "--train_config: no such file '${train_config}'"
 [ -n "${token_list}" ] && [ -f "${token_list}" ] || die "--token_list: no such file '${token_list}' (stage 4 writes it)"
+sid_files=()
+[ "${use_sid}" = false ] || sid_files=("${train_dir}/utt2sid" "${valid_dir}/utt2sid")
 for dir in "${train_dir}" "${valid_dir}"; do
   for f in wav.scp text; do
     [ -s "${dir}/${f}" ] || die "${dir}/${f} is missing or empty (stages 3-4 write it)"
   done
 done
+for f in "${sid_files[@]}"; do
+  [ -s "${f}" ] || die "${f} is missing or empty (stage 4 writes it for a multi-speaker config)"
+done
 
 key=$(signature "${train_config}" "${token_list}" "${train_dir}/wav.scp" "${train_dir}/text" \
-  "${valid_dir}/wav.scp" "${valid_dir}/text" "${token_type}" "${g2p}" "${cleaner}" "${train_args}")
+  "${valid_dir}/wav.scp" "${valid_dir}/text" "${token_type}" "${g2p}" "${cleaner}" "${train_args}" "${sid_files[@]}")
 if is_done "${stats_dir}" "${key}"; then
   log "${stats_dir} is complete (${stats_dir}/.done): skipping"
   exit 0
@@ -86,6 +94,8 @@ writing "${logdir}" split_scp "${valid_dir}/wav.scp" "${_nj}" "${logdir}/valid"
 opts=(--config "${train_config}")
 [ -n "${g2p}" ] && opts+=(--g2p "${g2p}")
 [ -n "${cleaner}" ] && opts+=(--cleaner "${cleaner}")
+[ "${use_sid}" = false ] || opts+=(--train_data_path_and_name_and_type "${train_dir}/utt2sid,sids,text_int"
+  --valid_data_path_and_name_and_type "${valid_dir}/utt2sid,sids,text_int")
 # shellcheck disable=SC2206  # train_args is a list of words by design
 extra=(${train_args})
 

@@ -5,17 +5,22 @@
 # feature statistics and the training curves (<exp_dir>/images), writing to a temporary name that
 # is renamed to <zip> when complete. Then local/check_packed_model.py loads the zip in a fresh
 # process, offline, as a user would (Text2Speech.from_pretrained(model_tag=<zip>)), and
-# synthesizes a sentence. <zip>.done records a signature of the inputs: a rerun with the same
+# synthesizes a sentence (speaker id 1, the first trained speaker, for a multi-speaker model).
+# A multi-speaker model's speaker table (--spk2sid, stage 4's spk2sid) goes in the zip as ESPnet's
+# tts.sh packs it, so the user can look up which id speaks as whom. <zip>.done records a signature of the inputs: a rerun with the same
 # ones does nothing. A full disk or an unwritable output stops it with one line naming the file
 # and the error, and leaves neither <zip> nor its temporary directory.
 #
-# Usage: local/pack_model.sh <exp_dir> <model_file> <stats_dir> <zip>
+# Usage: local/pack_model.sh [--spk2sid FILE] <exp_dir> <model_file> <stats_dir> <zip>
 #   e.g. local/pack_model.sh exp/tts_train exp/tts_train/latest.pth exp/tts_stats_train \
 #          exp/tts_train/packed/tts_train_latest.zip
 set -euo pipefail
 
-help_message="Usage: $0 <exp_dir> <model_file> <stats_dir> <zip>
-Pack a trained model with espnet2.bin.pack tts and check that the zip loads and synthesizes."
+spk2sid=           # the training set's speaker table of a multi-speaker model; empty: none
+
+help_message="Usage: $0 [--spk2sid FILE] <exp_dir> <model_file> <stats_dir> <zip>
+Pack a trained model with espnet2.bin.pack tts and check that the zip loads and synthesizes.
+  --spk2sid FILE   also pack this speaker table (multi-speaker model) [none]"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck disable=SC1091
@@ -34,11 +39,13 @@ esac
 [ -f "${exp_dir}/config.yaml" ] || die "${exp_dir}/config.yaml not found: has stage 6 run?"
 [ -f "${model_file}" ] || die "model file ${model_file} not found"
 [ -f "${stats_dir}/train/feats_stats.npz" ] || die "${stats_dir}/train/feats_stats.npz not found: has stage 5 run?"
+[ -z "${spk2sid}" ] || [ -s "${spk2sid}" ] || die "--spk2sid ${spk2sid} not found or empty: has stage 4 run?"
 
 zip_dir=$(dirname "${zip}")
 marker=${zip_dir}/.$(basename "${zip}").done
 model_id=$(stat -L -c '%n %s %Y' "$(readlink -f "${model_file}")")
 key=$(signature "${model_id}" "${exp_dir}/config.yaml" "${stats_dir}/train/feats_stats.npz")
+[ -z "${spk2sid}" ] || key=$(signature "${key}" "${spk2sid}")
 if [ -f "${zip}" ] && [ -f "${marker}" ] && [ "$(cat "${marker}")" = "${key}" ]; then
   log "${zip} is up to date: skipping"
   exit 0
@@ -51,6 +58,7 @@ record_command "${record}" "$0" "$@"
 
 opts=(--option "${stats_dir}/train/feats_stats.npz")
 [ -d "${exp_dir}/images" ] && opts+=(--option "${exp_dir}/images")
+[ -z "${spk2sid}" ] || opts+=(--option "${spk2sid}")
 name=$(basename "${zip}")
 rm -rf "${zip_dir}/.${name}".tmp.*  # left by a run killed before its EXIT trap
 tmp_dir=${zip_dir}/.${name}.tmp.$$

@@ -19,6 +19,7 @@ cmd=utils/run_local.py  # job runner (${decode_cmd} of cmd.sh)
 ngpu=0             # GPUs per job (0: CPU)
 inference_config=  # ESPnet inference config (yaml), e.g. noise_scale; empty: ESPnet's defaults
 inference_args=    # extra arguments for espnet2.bin.tts_inference, e.g. "--noise_scale 0.5"
+use_sid=false      # speaker ids: <data_dir>/utt2sid as ESPnet's sids (multi-speaker model)
 
 help_message="Usage: $0 [options] <exp_dir> <model_file> <data_dir> <out_dir>
 Synthesize the utterances of <data_dir>/text with espnet2.bin.tts_inference in parallel jobs.
@@ -27,7 +28,8 @@ Options (default in brackets):
   --cmd RUNNER         job runner [${cmd}]
   --ngpu N             GPUs per job [${ngpu}]
   --inference_config F ESPnet inference config [none]
-  --inference_args STR extra arguments for espnet2.bin.tts_inference [${inference_args}]"
+  --inference_args STR extra arguments for espnet2.bin.tts_inference [${inference_args}]
+  --use_sid BOOL       speaker ids from <data_dir>/utt2sid [${use_sid}]"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck disable=SC1091
@@ -42,10 +44,12 @@ out_dir=${4%/}
 [ -f "${exp_dir}/config.yaml" ] || die "${exp_dir}/config.yaml not found: has stage 6 run?"
 [ -f "${model_file}" ] || die "model file ${model_file} not found (see --inference_model; files: $(cd "${exp_dir}" && ls ./*.pth 2>/dev/null | tr '\n' ' '))"
 [ -s "${data_dir}/text" ] || die "${data_dir}/text is missing or empty"
+[ "${use_sid}" = false ] || [ -s "${data_dir}/utt2sid" ] || die "${data_dir}/utt2sid is missing (stage 4 writes it for a multi-speaker model)"
 
 # The model's identity: its resolved path, size and time, not its 300 MB of contents.
 model_id=$(stat -L -c '%n %s %Y' "$(readlink -f "${model_file}")")
 key=$(signature "${model_id}" "${exp_dir}/config.yaml" "${data_dir}/text" "${inference_config}" "${inference_args}" "${ngpu}")
+[ "${use_sid}" = false ] || key=$(signature "${key}" "${data_dir}/utt2sid")
 if is_done "${out_dir}" "${key}"; then
   log "${out_dir} is complete (${out_dir}/.done): skipping"
   exit 0
@@ -66,6 +70,7 @@ writing "${logdir}" awk -v n="${_nj}" -v total="${num_utts}" -v prefix="${logdir
 
 opts=()
 [ -n "${inference_config}" ] && opts+=(--config "${inference_config}")
+[ "${use_sid}" = false ] || opts+=(--data_path_and_name_and_type "${data_dir}/utt2sid,sids,text_int")
 # shellcheck disable=SC2206  # inference_args is a list of words by design
 extra=(${inference_args})
 

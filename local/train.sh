@@ -32,6 +32,7 @@ resume=true        # continue from the last checkpoint in <exp_dir>
 threads=1          # torch / OpenMP threads of each training process
 train_module=      # python module of the trainer; empty: ours if installed, else ESPnet's
 train_args=        # extra arguments for the trainer, e.g. "--max_epoch 1"
+use_sid=false      # speaker ids: <dump_dir>/utt2sid as ESPnet's sids (multi-speaker config)
 
 help_message="Usage: $0 [options] <train_dump_dir> <valid_dump_dir> <stats_dir> <exp_dir>
 Train with ESPnet2's GAN-TTS trainer (ESPnet's launcher; distributed for --ngpu > 1).
@@ -48,7 +49,8 @@ Options (default in brackets):
   --resume BOOL      continue from the last checkpoint [${resume}]
   --threads N        threads per training process [${threads}]
   --train_module M   trainer module [espnet2_vits_ext.bin.gan_tts_train if present, else espnet2.bin.gan_tts_train]
-  --train_args STR   extra trainer arguments, override the config [${train_args}]"
+  --train_args STR   extra trainer arguments, override the config [${train_args}]
+  --use_sid BOOL     speaker ids from <dump_dir>/utt2sid [${use_sid}]"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck disable=SC1091
@@ -67,6 +69,7 @@ for opt in ngpu num_nodes; do
 done
 [ "${num_nodes}" -ge 1 ] || die "--num_nodes must be at least 1"
 [ -f "${stats_dir}/.done" ] || die "${stats_dir} is not complete (no .done): run stage 5 first"
+[ "${use_sid}" = false ] || [ -s "${train_dir}/utt2sid" ] || die "${train_dir}/utt2sid is missing (stage 4 writes it for a multi-speaker config)"
 
 if [ -z "${train_module}" ]; then
   if python3 -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('espnet2_vits_ext.bin.gan_tts_train') is None)" 2>/dev/null; then
@@ -78,6 +81,7 @@ fi
 
 key=$(signature "${train_config}" "${token_list}" "${stats_dir}/.done" "${train_dir}/text" "${valid_dir}/text" \
   "${token_type}" "${g2p}" "${cleaner}" "${train_module}" "${train_args}")
+[ "${use_sid}" = false ] || key=$(signature "${key}" "${train_dir}/utt2sid" "${valid_dir}/utt2sid")
 if is_done "${exp_dir}" "${key}"; then
   log "${exp_dir}: training finished with these inputs (${exp_dir}/.done): skipping"
   exit 0
@@ -91,6 +95,8 @@ record_command "${record}" "$0" "$@"
 opts=(--config "${train_config}")
 [ -n "${g2p}" ] && opts+=(--g2p "${g2p}")
 [ -n "${cleaner}" ] && opts+=(--cleaner "${cleaner}")
+[ "${use_sid}" = false ] || opts+=(--train_data_path_and_name_and_type "${train_dir}/utt2sid,sids,text_int"
+  --valid_data_path_and_name_and_type "${valid_dir}/utt2sid,sids,text_int")
 # shellcheck disable=SC2206  # train_args is a list of words by design
 extra=(${train_args})
 
