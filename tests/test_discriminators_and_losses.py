@@ -11,7 +11,7 @@ import itertools
 
 import pytest
 import torch
-from conftest import TINY_DISCRIMINATOR_PARAMS, TINY_MEL_LOSS_PARAMS
+from helpers.tiny_configs import TINY_DISCRIMINATOR_PARAMS, TINY_MEL_LOSS_PARAMS
 from helpers.espnet_parity import signature_defaults
 from espnet2.gan_tts.hifigan import loss as espnet_loss
 from espnet2.gan_tts.vits import loss as espnet_vits_loss

@@ -4,7 +4,6 @@ A local HTTP server on 127.0.0.1 serves a small LJSpeech-layout archive, and can
 connection part-way, ignore Range requests, or serve different bytes.
 """
 
-import hashlib
 import importlib.util
 import io
 import random
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.file_server import Server
+from helpers.file_server import Server, sha
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("download_ljspeech", ROOT / "local" / "download_ljspeech.py")
@@ -40,10 +39,6 @@ def make_archive() -> bytes:
 @pytest.fixture(scope="module")
 def archive() -> bytes:
     return make_archive()
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def test_download_and_extract(tmp_path, archive):

@@ -9,7 +9,7 @@ and in float32 with the tolerance rounding needs.
 
 import pytest
 import torch
-from conftest import TINY_GENERATOR_PARAMS
+from helpers.tiny_configs import TINY_GENERATOR_PARAMS
 from espnet2.gan_tts.vits import duration_predictor as espnet_duration_predictor
 from espnet2.gan_tts.vits import flow as espnet_flow
 from espnet2.gan_tts.vits import vits as espnet_vits

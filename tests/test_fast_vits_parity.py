@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from conftest import TINY_AUX_CHANNELS, TINY_VOCAB, tiny_conditioned_tts_conf, tiny_tts_conf
+from helpers.tiny_configs import TINY_AUX_CHANNELS, TINY_VOCAB, tiny_conditioned_tts_conf, tiny_tts_conf
 from espnet2_vits_ext.vits.fast_vits import FastVITS
 
 with warnings.catch_warnings():

@@ -10,7 +10,7 @@ import pickle
 
 import pytest
 import torch
-from conftest import TINY_GENERATOR_PARAMS
+from helpers.tiny_configs import TINY_GENERATOR_PARAMS
 from espnet2.gan_tts.hifigan import HiFiGANGenerator as EspnetDecoder
 from espnet2.gan_tts.vits.vits import VITS as EspnetVITS
 

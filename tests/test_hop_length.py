@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY_MEL_LOSS_PARAMS, tiny_tts_conf
+from helpers.tiny_configs import TINY_MEL_LOSS_PARAMS, tiny_tts_conf
 from espnet2_vits_ext.train.task import ResilientGANTTSTask
 from espnet2_vits_ext.vits.fast_vits import FastVITS
 from espnet2_vits_ext.vits.hop_length import check_hop_lengths

@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from conftest import TINY_AUX_CHANNELS, TINY_VOCAB, tiny_tts_conf
+from helpers.tiny_configs import TINY_AUX_CHANNELS, TINY_VOCAB, tiny_tts_conf
 from espnet2.bin.pack import pack
 from espnet2.bin.tts_inference import Text2Speech
 from espnet2.tasks.gan_tts import GANTTSTask

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import TINY_AUX_CHANNELS, TINY_GENERATOR_PARAMS
+from helpers.tiny_configs import TINY_AUX_CHANNELS, TINY_GENERATOR_PARAMS
 from helpers.espnet_parity import (
     as_tuple,
     assert_close_all,

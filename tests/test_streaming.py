@@ -5,22 +5,18 @@ and the decoder's reach measured by perturbing one latent frame. Timing is not t
 first-audio latency is in bench/).
 """
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import TINY_AUX_CHANNELS, TINY_VOCAB, tiny_conditioned_tts_conf, tiny_tts_conf  # noqa: E402
+from helpers.tiny_configs import TINY_AUX_CHANNELS, TINY_VOCAB, tiny_conditioned_tts_conf, tiny_tts_conf
 
-from espnet2_vits_ext.inference.streaming import (  # noqa: E402
+from espnet2_vits_ext.inference.streaming import (
     chunk_bounds,
     decode_in_chunks,
     decoder_margin_frames,
     synthesize_streaming,
 )
-from espnet2_vits_ext.vits.fast_vits import FastVITS  # noqa: E402
+from espnet2_vits_ext.vits.fast_vits import FastVITS
 
 # fp32: the kept samples see the same latent frames as in the whole decode; only the summation
 # order of a convolution over a shorter signal may differ (a few float32 ulps of values <= 1).

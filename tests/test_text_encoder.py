@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import TINY_GENERATOR_PARAMS
+from helpers.tiny_configs import TINY_GENERATOR_PARAMS
 from helpers.espnet_parity import (
     assert_close_all,
     assert_same_grads,

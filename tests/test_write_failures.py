@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from helpers.file_server import Server  # noqa: E402
-from test_download import sha  # noqa: E402
+from helpers.file_server import Server, sha
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "local"

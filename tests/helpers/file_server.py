@@ -1,7 +1,13 @@
 """A local HTTP server for download tests: cut connections, Range requests, wrong files."""
 
+import hashlib
 import http.server
 import threading
+
+
+def sha(data: bytes) -> str:
+    """SHA-256 of ``data`` as the downloaders expect it (hex)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 class Server:

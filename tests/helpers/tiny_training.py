@@ -3,27 +3,24 @@
 :func:`write_tiny_corpus` writes a few sine clips with short texts in ESPnet's dump
 format (``wav.scp``, ``text``, shape files, a character token list); :func:`train_args`
 returns the arguments of ``python -m espnet2_vits_ext.bin.gan_tts_train`` for the tiny
-model of :func:`conftest.tiny_tts_conf`; :func:`faulty_vits_class` makes our FastVITS
+model of :func:`helpers.tiny_configs.tiny_tts_conf`; :func:`faulty_vits_class` makes our FastVITS
 with faults injected (NaN loss, NaN gradient, SIGTERM, out-of-memory), to register as a ``tts`` choice. Tests use ``token_type: char`` and
 ``cleaner: none`` so that they do not depend on the text frontend.
 """
 
-import sys
-from pathlib import Path
-from typing import Dict, List, Optional
-
 import os
 import signal
+from pathlib import Path
+from typing import Dict, List, Optional
 
 import numpy as np
 import soundfile
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from conftest import tiny_tts_conf  # noqa: E402
+from helpers.tiny_configs import tiny_tts_conf
 
-from espnet2_vits_ext.vits.fast_vits import FastVITS  # noqa: E402
+from espnet2_vits_ext.vits.fast_vits import FastVITS
 
 SAMPLING_RATE = 16000
 LETTERS = "abcdefgh"
