@@ -1,8 +1,9 @@
 """Property tests of the text frontend and the sentence splitter (hypothesis, bounded to seconds).
 
 Any Unicode string gives tokens or a :class:`TextFrontendError`, never another exception or a
-hang; accepted text gives exactly the tokens of ESPnet's own cleaner + g2p; the splitter keeps
-every word, in order, in pieces no longer than asked.
+hang; accepted text gives exactly the tokens of ESPnet's own cleaner + g2p; ordinary English (the
+words, numbers, money, abbreviations and punctuation of news and books) is never refused; the
+splitter keeps every word, in order, in pieces no longer than asked.
 """
 
 import faulthandler
@@ -55,6 +56,36 @@ def test_any_unicode_gives_tokens_or_a_clear_error(text):
 @given(st.lists(st.sampled_from(WORDS) | st.text(alphabet="abcXYZ0123456789.,'-", max_size=8), max_size=30))
 def test_english_like_text_matches_espnet(words):
     check_tokens(" ".join(words))
+
+
+# What a person expects to be spoken: every piece below is in LJSpeech's texts or in any newspaper.
+ORDINARY_WORDS = ["the", "President", "said", "Oswald", "naïve", "café", "rock'n'roll", "well-known", "it's",
+                  "Mr.", "Mrs.", "Dr.", "St.", "U.S.", "1963", "22", "3rd", "21st", "$4.20", "£5", "50%", "10:30",
+                  "1,000", "J.", "O'Neill", "Hello", "x-ray", "A"]
+ORDINARY_PUNCTUATION = ["", ",", ".", ";", ":", "!", "?", " --", " —", "…"]
+ordinary_word = st.tuples(st.sampled_from(["", "(", "\"", "'"]), st.sampled_from(ORDINARY_WORDS),
+                          st.sampled_from(ORDINARY_PUNCTUATION)).map("".join)
+
+
+@FUZZ
+@given(st.lists(ordinary_word, min_size=1, max_size=25))
+def test_ordinary_english_is_always_spoken(words):
+    text = " ".join(words)
+    try:
+        tokens = frontend.text_to_tokens(text)
+    except TextFrontendError as error:
+        pytest.fail(f"the frontend refused ordinary English {text!r}: {error}")
+    assert tokens == espnet_tokenizer.text2tokens(espnet_cleaner(text))
+
+
+@pytest.mark.parametrize("text", [
+    "Printing, in the only sense with which we are at present concerned, differs from most if not from all the arts.",
+    "On November 22, 1963, at 12:30 p.m., Mr. Kennedy's car passed the Texas School Book Depository.",
+    "It cost $4.20 -- or £5 at the 3rd shop; about 50% more (so they said).",
+    "\"Don't,\" she whispered... \"It's the naïve café owner!\"",
+])
+def test_sentences_from_books_are_spoken(text):
+    assert frontend.text_to_tokens(text)
 
 
 @FUZZ
