@@ -6,8 +6,10 @@
 # wrote to <decode_dir>: wav/<key>.wav, and the alignments when the model gave them: durations
 # (<decode_dir>/durations as ESPnet's tts.sh gathers them, durations/durations, or the jobs'
 # log/output.<n>/durations/durations), else att_ws/<key>.png. Writes to <eval_dir>:
-#   metrics.tsv, metrics.json   MCD (dB), log-F0 RMSE (cents), V/UV error, duration ratios
-#                               per utterance and averaged (the average is also logged)
+#   metrics.tsv, metrics.json   MCD (dB), log-F0 RMSE (cents), V/UV error, duration ratios and
+#                               (--wer true) what PocketSphinx heard in the synthesis and in the
+#                               recording, per utterance; averages and corpus WERs (also logged),
+#                               per speaker too when <ref_data_dir>/utt2spk names several
 #   report/index.html           self-contained listening report: open it in a browser
 #   log/                        the jobs' logs; evaluate.cmd: this command line
 # Scoring runs in --nj parallel jobs over pieces of wav.scp; one last run merges their rows and
@@ -28,6 +30,7 @@ f0_method=harvest   # WORLD F0 estimator: harvest, or dio (about 20x faster, mor
 f0_floor=71         # lowest F0 searched, Hz
 f0_ceil=800         # highest F0 searched, Hz
 report=true         # false: metrics only, no HTML report
+wer=true            # word error rate of syntheses and recordings by PocketSphinx (needs <ref_data_dir>/text)
 report_utterances=  # show only the first N utterances in the report (all are scored); empty: all
 
 help_message="Usage: $0 [options] <ref_data_dir> <decode_dir> <eval_dir>
@@ -41,6 +44,8 @@ Options (default in brackets):
   --f0_floor HZ        lowest F0 searched [${f0_floor}]
   --f0_ceil HZ         highest F0 searched [${f0_ceil}]
   --report B           true: also write the HTML listening report [${report}]
+  --wer B              true: word error rate of the syntheses and of the recordings against
+                       <ref_data_dir>/text, by an offline recognizer [${wer}]
   --report_utterances N  show only the first N utterances in the report; all are scored [all]"
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -69,11 +74,21 @@ if [ -z "${cmd}" ]; then
   cmd=${train_cmd:-${script_dir}/../utils/run_local.py}
 fi
 
+case "${wer}" in true|false) ;; *) die "--wer must be true or false, not '${wer}'" ;; esac
+if ${wer} && [ ! -f "${ref_data_dir}/text" ]; then
+  die "--wer true needs ${ref_data_dir}/text (the sentences the word errors are counted against); pass --wer false to score without it"
+fi
+
 # Optional inputs: used when present.
 extra_args=()
+job_args=(--wer "${wer}")
 inputs=("${ref_data_dir}/wav.scp")
 if [ -f "${ref_data_dir}/text" ]; then
   extra_args+=(--text "${ref_data_dir}/text"); inputs+=("${ref_data_dir}/text")
+  job_args+=(--text "${ref_data_dir}/text")
+fi
+if [ -f "${ref_data_dir}/utt2spk" ]; then  # several speakers: metrics and report per speaker
+  extra_args+=(--utt2spk "${ref_data_dir}/utt2spk"); inputs+=("${ref_data_dir}/utt2spk")
 fi
 # Durations, where tts_inference's outputs were put: gathered as ESPnet's tts.sh does
 # (<decode_dir>/durations), one tts_inference run (durations/durations), or its parallel jobs
@@ -106,7 +121,7 @@ fi
 analysis_args=(--f0_method "${f0_method}" --f0_floor "${f0_floor}" --f0_ceil "${f0_ceil}")
 
 # What the result depends on: a rerun with the same signature has nothing to do.
-signature="f0_method=${f0_method} f0_floor=${f0_floor} f0_ceil=${f0_ceil} report=${report}"
+signature="f0_method=${f0_method} f0_floor=${f0_floor} f0_ceil=${f0_ceil} report=${report} wer=${wer}"
 signature+=" report_utterances=${report_utterances} train_log_dir=${train_log_dir} inputs=$( { cat "${inputs[@]}"; ls -l --time-style=+%s "${decode_dir}/wav"; } | md5sum | cut -d' ' -f1)"
 if is_done "${eval_dir}" "${signature}"; then
   log "${eval_dir} is complete (${eval_dir}/.done): skipping; remove that file to evaluate again"
@@ -131,7 +146,7 @@ writing "${split_dir}" awk -v nj="${nj}" -v n="${num_utts}" -v dir="${split_dir}
 log "scoring ${num_utts} utterances of ${decode_dir} with ${nj} jobs (logs: ${eval_dir}/log/metrics.*.log)"
 # shellcheck disable=SC2086  # ${cmd} is a command line with options
 writing "${split_dir}" ${cmd} JOB=1:"${nj}" "${eval_dir}/log/metrics.JOB.log" \
-  python3 -m espnet2_vits_ext.bin.evaluate_tts --report false "${analysis_args[@]}" \
+  python3 -m espnet2_vits_ext.bin.evaluate_tts --report false "${analysis_args[@]}" "${job_args[@]}" \
     --ref_wav_scp "${split_dir}/wav.JOB.scp" --gen_wav_dir "${decode_dir}/wav" \
     --output_dir "${split_dir}/JOB" \
   || die "a scoring job failed (logs: ${eval_dir}/log/metrics.*.log)"
@@ -143,7 +158,7 @@ for job in $(seq 1 "${nj}"); do
 done
 merge() {
   # Its log holds the error; shown on failure, for writing to find a write error in.
-  python3 -m espnet2_vits_ext.bin.evaluate_tts --report "${report}" "${analysis_args[@]}" \
+  python3 -m espnet2_vits_ext.bin.evaluate_tts --report "${report}" --wer "${wer}" "${analysis_args[@]}" \
     --ref_wav_scp "${ref_data_dir}/wav.scp" --gen_wav_dir "${decode_dir}/wav" \
     --output_dir "${eval_dir}" --metrics_from "${shards[@]}" "${extra_args[@]}" \
     > "${eval_dir}/log/merge.log" 2>&1 \
@@ -152,7 +167,10 @@ merge() {
 writing "${eval_dir}" merge || die "merging or the report failed (log: ${eval_dir}/log/merge.log)"
 rm -rf "${split_dir}"
 
-log "$(grep -o 'summary: .*' "${eval_dir}/log/merge.log" | tail -n 1)"
+# The per-speaker summaries (several speakers), then the whole set's.
+while IFS= read -r line; do
+  log "${line}"
+done < <(grep -o '\(speaker [^ ]* \)\?summary: .*' "${eval_dir}/log/merge.log")
 log "metrics: ${eval_dir}/metrics.tsv, ${eval_dir}/metrics.json"
 if ${report}; then
   log "listening report: ${eval_dir}/report/index.html"

@@ -1,5 +1,6 @@
 """Objective metrics (MCD, log-F0 RMSE, V/UV error, duration ratios) on cases with known answers."""
 
+import dataclasses
 import itertools
 import json
 import math
@@ -15,10 +16,14 @@ from espnet2_vits_ext.evaluation.duration import compare_durations, speech_secon
 from espnet2_vits_ext.evaluation.mel_cepstral_distortion import frame_distortions_db
 from espnet2_vits_ext.evaluation.pitch import log_f0_rmse_cents, voicing_error_rate
 from espnet2_vits_ext.evaluation.utterance_metrics import (
+    METRIC_FIELDS,
     UtteranceMetrics,
     evaluate_pair,
     read_metrics_tsv,
+    speakers_of,
     summarize,
+    summarize_by_speaker,
+    with_word_errors,
     write_metrics,
 )
 
@@ -171,6 +176,60 @@ def test_metrics_tsv_with_other_columns_is_rejected(tmp_path):
     (tmp_path / "metrics.tsv").write_text("utt_id\tmcd\na\t1.0\n")
     with pytest.raises(ValueError, match="columns"):
         read_metrics_tsv(tmp_path / "metrics.tsv")
+
+
+def wer_rows() -> list:
+    """Three rows with word errors: texts of 4, 2 and 6 words."""
+    base = [UtteranceMetrics(key, mcd, 40.0, 0.1, 1.0, 1.0, 2.0, 2.0, 400, 300)
+            for key, mcd in (("a", 4.0), ("b", 6.0), ("c", 8.0))]
+    heard = {  # (text, heard in the synthesis, heard in the recording)
+        "a": ("It's a fine day.", "it's a fine day", "its a fine day"),  # 0 and 1 errors
+        "b": ("Hello, world!", "", "hello world"),  # 2 deletions; 0
+        "c": ("one two three four five six", "one two three for five six seven", "one two three four five six"),
+    }
+    return [with_word_errors(row, *heard[row.utt_id]) for row in base]
+
+
+def test_corpus_wer_pools_the_utterances_word_errors():
+    rows = wer_rows()
+    assert [(r.text_words, r.synthesized_word_errors, r.recording_word_errors) for r in rows] == [
+        (4, 0, 1), (2, 2, 0), (6, 2, 0)
+    ]
+    assert rows[1].synthesized_wer == 1.0 and rows[0].recording_wer == 0.25
+    summary = summarize(rows)
+    # (0 + 2 + 2) / (4 + 2 + 6), not the mean of 0, 1 and 1/3.
+    assert summary["synthesized_wer"] == pytest.approx(4 / 12)
+    assert summary["recording_wer"] == pytest.approx(1 / 12)
+    assert "synthesized_wer" not in summarize([dataclasses.replace(rows[0], text_words=None)])
+
+
+def test_metrics_files_with_word_errors_round_trip(tmp_path):
+    rows = wer_rows()
+    summary = write_metrics(rows, tmp_path, CONFIG)
+    header = (tmp_path / "metrics.tsv").read_text().splitlines()[0].split("\t")
+    assert header[: len(METRIC_FIELDS)] == list(METRIC_FIELDS)
+    assert header[len(METRIC_FIELDS):] == ["text_words", "synthesized_word_errors", "recording_word_errors",
+                                           "synthesized_transcript", "recording_transcript"]
+    assert read_metrics_tsv(tmp_path / "metrics.tsv") == rows  # the empty transcript too
+    document = json.loads((tmp_path / "metrics.json").read_text())
+    assert document["summary"] == summary and "speakers" not in document
+    assert document["utterances"][2]["synthesized_wer"] == pytest.approx(2 / 6)
+    assert document["utterances"][2]["synthesized_transcript"] == "one two three for five six seven"
+
+
+def test_several_speakers_get_their_own_summaries(tmp_path):
+    rows = wer_rows()
+    assert speakers_of(rows, None) == {} and speakers_of(rows, {"a": "x", "b": "x", "c": "x"}) == {}
+    speakers = speakers_of(rows, {"a": "x", "b": "y", "c": "x"})
+    assert speakers == {"x": ["a", "c"], "y": ["b"]}
+    by_speaker = summarize_by_speaker(rows, speakers)
+    assert by_speaker["x"]["mcd_db"] == pytest.approx(6.0) and by_speaker["y"]["mcd_db"] == 6.0
+    assert by_speaker["x"]["synthesized_wer"] == pytest.approx(2 / 10)
+    write_metrics(rows, tmp_path, CONFIG, speakers)
+    document = json.loads((tmp_path / "metrics.json").read_text())
+    assert document["speakers"]["x"] == {"utterances": ["a", "c"], "summary": by_speaker["x"]}
+    with pytest.raises(ValueError, match="no speaker for utterance c"):
+        speakers_of(rows, {"a": "x", "b": "y"})
 
 
 def test_the_plotted_alignment_is_the_models_monotonic_path():

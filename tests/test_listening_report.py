@@ -8,6 +8,8 @@ when run as root).
 
 import filecmp
 import html
+import json
+import logging
 import re
 import shutil
 import struct
@@ -26,7 +28,12 @@ from espnet2_vits_ext.evaluation.training_curves import (
     parse_train_log,
     read_tensorboard,
 )
-from espnet2_vits_ext.evaluation.utterance_metrics import read_metrics_tsv
+from espnet2_vits_ext.evaluation.intelligibility import (
+    corpus_word_error_rate,
+    count_word_errors,
+    normalize_transcript,
+)
+from espnet2_vits_ext.evaluation.utterance_metrics import METRIC_FIELDS, read_metrics_tsv
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = {
@@ -193,6 +200,7 @@ def test_parallel_pieces_merge_to_the_single_run(mini_set, tmp_path):
         scp = tmp_path / f"wav.{job}.scp"
         scp.write_text("".join(part))
         evaluate_tts(["--ref_wav_scp", str(scp), "--gen_wav_dir", str(mini_set["decode_dir"] / "wav"),
+                      "--text", str(mini_set["data_dir"] / "text"),
                       "--output_dir", str(tmp_path / str(job)), "--report", "false"])
         assert not (tmp_path / str(job) / "report").exists()
         pieces.append(str(tmp_path / str(job) / "metrics.tsv"))
@@ -203,6 +211,70 @@ def test_parallel_pieces_merge_to_the_single_run(mini_set, tmp_path):
     assert read_metrics_tsv(tmp_path / "merged/metrics.tsv") == read_metrics_tsv(
         mini_set["output_dir"] / "metrics.tsv"
     )
+
+
+def test_wer_of_syntheses_and_recordings_side_by_side(mini_set):
+    rows = read_metrics_tsv(mini_set["output_dir"] / "metrics.tsv")
+    for row in rows:
+        assert row.text_words == len(normalize_transcript(TEXTS[row.utt_id]).split())
+        assert row.synthesized_word_errors == count_word_errors(TEXTS[row.utt_id], row.synthesized_transcript).errors
+        assert row.recording_word_errors == count_word_errors(TEXTS[row.utt_id], row.recording_transcript).errors
+    document = json.loads((mini_set["output_dir"] / "metrics.json").read_text())
+    for side in ("synthesized", "recording"):
+        heard = [getattr(row, f"{side}_transcript") for row in rows]
+        assert document["summary"][f"{side}_wer"] == pytest.approx(corpus_word_error_rate(list(TEXTS.values()), heard))
+    page = (mini_set["output_dir"] / "report/index.html").read_text(encoding="utf-8")
+    assert "WER synthesized" in page and "WER recording" in page
+    assert page.count("heard in the synthesis:") == page.count("heard in the recording:") == len(TEXTS)
+
+
+def test_wer_false_writes_the_columns_of_before_and_wer_needs_the_text(mini_set, tmp_path):
+    common = ["--ref_wav_scp", str(mini_set["data_dir"] / "wav.scp"), "--report", "false",
+              "--gen_wav_dir", str(mini_set["decode_dir"] / "wav")]
+    evaluate_tts(common + ["--output_dir", str(tmp_path / "no_wer"), "--wer", "false"])
+    header = (tmp_path / "no_wer/metrics.tsv").read_text().splitlines()[0]
+    assert header.split("\t") == list(METRIC_FIELDS)
+    assert "synthesized_wer" not in json.loads((tmp_path / "no_wer/metrics.json").read_text())["summary"]
+    with pytest.raises(ValueError, match="--wer true needs --text"):
+        evaluate_tts(common + ["--output_dir", str(tmp_path / "wer")])
+
+
+def speaker_run(mini_set, tmp_path, utt2spk: dict, caplog) -> tuple:
+    """evaluate_tts on mini_set's rows with ``utt2spk``: (metrics.json, report page, log)."""
+    (tmp_path / "utt2spk").write_text("".join(f"{key} {speaker}\n" for key, speaker in utt2spk.items()))
+    with caplog.at_level(logging.INFO):
+        evaluate_tts(mini_set["args"][:-1] + [str(tmp_path / "eval"), "--utt2spk", str(tmp_path / "utt2spk"),
+                                              "--metrics_from", str(mini_set["output_dir"] / "metrics.tsv")])
+    page = (tmp_path / "eval/report/index.html").read_text(encoding="utf-8")
+    return json.loads((tmp_path / "eval/metrics.json").read_text()), page, caplog.text
+
+
+def test_several_speakers_are_summarised_and_grouped(mini_set, tmp_path, caplog):
+    document, page, log = speaker_run(
+        mini_set, tmp_path, {"LJ001-0001": "spkB", "LJ001-0002": "spkA", "LJ001-0003": "spkB"}, caplog
+    )
+    rows = {row.utt_id: row for row in read_metrics_tsv(mini_set["output_dir"] / "metrics.tsv")}
+    assert list(document["speakers"]) == ["spkB", "spkA"]  # order of first appearance
+    b = document["speakers"]["spkB"]
+    assert b["utterances"] == ["LJ001-0001", "LJ001-0003"]
+    assert b["summary"]["mcd_db"] == pytest.approx((rows["LJ001-0001"].mcd_db + rows["LJ001-0003"].mcd_db) / 2)
+    errors = rows["LJ001-0001"].synthesized_word_errors + rows["LJ001-0003"].synthesized_word_errors
+    assert b["summary"]["synthesized_wer"] == pytest.approx(
+        errors / (rows["LJ001-0001"].text_words + rows["LJ001-0003"].text_words))
+    assert "speaker spkB summary: MCD" in log and "speaker spkA summary: MCD" in log
+    # The summary table has a column per speaker; the sections come under one heading each.
+    assert "<th>speaker spkB (2)</th>" in page and "<th>speaker spkA (1)</th>" in page
+    order = [page.index(mark) for mark in (
+        "Speaker spkB: 2 utterance(s)", "id=\"utt-LJ001-0001\"", "id=\"utt-LJ001-0003\"",
+        "Speaker spkA: 1 utterance(s)", "id=\"utt-LJ001-0002\"")]
+    assert order == sorted(order)
+
+
+def test_one_speaker_keeps_the_single_speaker_output(mini_set, tmp_path, caplog):
+    document, page, log = speaker_run(mini_set, tmp_path, dict.fromkeys(TEXTS, "LJ"), caplog)
+    assert "speakers" not in document and "speaker LJ" not in log
+    assert "Speaker" not in page and "<h2>Utterances</h2>" in page
+    assert (tmp_path / "eval/metrics.tsv").read_text() == (mini_set["output_dir"] / "metrics.tsv").read_text()
 
 
 def test_missing_synthesis_is_named(mini_set, tmp_path):
@@ -257,7 +329,7 @@ def test_evaluate_sh_runs_parallel_jobs_and_is_idempotent(mini_set, tmp_path):
     ]
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
     assert first.returncode == 0, first.stderr + first.stdout
-    assert "summary: MCD" in first.stdout
+    assert "summary: MCD" in first.stdout and "| WER " in first.stdout
     assert read_metrics_tsv(eval_dir / "metrics.tsv") == read_metrics_tsv(
         mini_set["output_dir"] / "metrics.tsv"
     )
@@ -267,6 +339,26 @@ def test_evaluate_sh_runs_parallel_jobs_and_is_idempotent(mini_set, tmp_path):
     assert not list(eval_dir.glob("split*")) and (eval_dir / ".done").is_file()
     second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
     assert second.returncode == 0 and "skipping" in second.stdout
+
+
+def test_evaluate_sh_scores_each_speaker_and_can_leave_out_the_wer(mini_set, tmp_path):
+    data_dir = tmp_path / "test"
+    shutil.copytree(mini_set["data_dir"], data_dir)
+    (data_dir / "utt2spk").write_text("LJ001-0001 spkA\nLJ001-0002 spkB\nLJ001-0003 spkA\n")
+    eval_dir = tmp_path / "eval_test"
+    result = subprocess.run(
+        [str(REPO / "local/evaluate.sh"), "--nj", "2", "--wer", "false", "--report", "false",
+         str(data_dir), str(mini_set["decode_dir"]), str(eval_dir)],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "speaker spkA summary: MCD" in result.stdout and "speaker spkB summary: MCD" in result.stdout
+    assert "summary: MCD" in result.stdout and "WER" not in result.stdout
+    assert (eval_dir / "metrics.tsv").read_text().splitlines()[0].split("\t") == list(METRIC_FIELDS)
+    document = json.loads((eval_dir / "metrics.json").read_text())
+    assert {speaker: part["utterances"] for speaker, part in document["speakers"].items()} == {
+        "spkA": ["LJ001-0001", "LJ001-0003"], "spkB": ["LJ001-0002"]
+    }
 
 
 def test_evaluate_sh_rejects_unknown_options(tmp_path):

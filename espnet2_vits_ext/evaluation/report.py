@@ -27,10 +27,11 @@ import numpy as np
 from typeguard import typechecked
 
 from espnet2_vits_ext.evaluation.alignment_plot import plot_alignment
+from espnet2_vits_ext.evaluation.report_assets import MEDIA_CHECK_SCRIPT, STYLE
 from espnet2_vits_ext.evaluation.data_files import load_mono_wave
 from espnet2_vits_ext.evaluation.spectrogram import plot_spectrogram_pair
 from espnet2_vits_ext.evaluation.training_curves import TrainingCurves, plot_training_curves
-from espnet2_vits_ext.evaluation.utterance_metrics import UtteranceMetrics
+from espnet2_vits_ext.evaluation.utterance_metrics import UtteranceMetrics, summarize_by_speaker
 
 REPORT_DIRNAME = "report"
 
@@ -46,7 +47,18 @@ _METRIC_COLUMNS = (
      "synthesized / ground-truth file length; 1 is ideal"),
     ("speech_duration_ratio", "speech duration ratio", "{:.3f}",
      "the same after trimming leading/trailing silence; above 1 = slower speech"),
+    ("synthesized_wer", "WER synthesized", "{:.3f}",
+     "word error rate of the synthesis by an offline recognizer (PocketSphinx); over a set, "
+     "all word errors / all words of the texts; lower is better"),
+    ("recording_wer", "WER recording", "{:.3f}",
+     "the same recognizer on the natural recording: the WER a perfect voice would get"),
 )
+_WER_NAMES = ("synthesized_wer", "recording_wer")
+
+
+def _shown_columns(summary: Dict[str, Union[int, float, None]]) -> tuple:
+    # The WER columns only when the WER was computed (its keys are in the summary).
+    return tuple(column for column in _METRIC_COLUMNS if column[0] not in _WER_NAMES or column[0] in summary)
 
 
 @dataclass(frozen=True)
@@ -70,83 +82,6 @@ class ReportUtterance:
     attention_image: Optional[Path] = None
 
 
-_STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
-       max-width: 1100px; padding: 0 1rem; color: #1d1d1f; background: #fafafa; }
-h1 { margin-bottom: 0.2rem; }
-.meta { color: #555; font-size: 0.9rem; }
-code { font-size: 0.85rem; background: #eee; padding: 0.1rem 0.3rem; border-radius: 3px; }
-.status { padding: 0.5rem 0.8rem; border-radius: 4px; background: #eee; }
-.status.good { background: #e3f4e1; }
-.status.bad { background: #fbe1e1; font-weight: bold; }
-table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
-th { background: #f0f0f0; }
-td.name, th.name, td.meaning { text-align: left; }
-td.name { white-space: nowrap; }
-td.meaning { color: #555; }
-section.utterance { background: #fff; border: 1px solid #ddd; border-radius: 6px;
-                    padding: 0.6rem 1rem 1rem; margin: 1rem 0; }
-section.utterance h3 { margin: 0.2rem 0; }
-.text { font-style: italic; margin: 0.3rem 0 0.6rem; }
-.players { display: flex; gap: 2rem; flex-wrap: wrap; }
-.players figure { margin: 0; }
-.players figcaption { font-size: 0.85rem; color: #555; }
-.figures { display: flex; gap: 0.5rem; flex-wrap: wrap; align-items: flex-start; margin-top: 0.5rem; }
-.figures img { max-width: 100%; border: 1px solid #eee; }
-img.curves { max-width: 100%; }
-"""
-
-# Checks every <audio> and <img> after loading and reports the outcome at the top of the page;
-# each element also gets data-media-state (ok / error / pending) and audio data-duration.
-_MEDIA_CHECK_SCRIPT = """
-(function () {
-  const status = document.getElementById("media-status");
-  const audios = Array.from(document.querySelectorAll("audio"));
-  const images = Array.from(document.querySelectorAll("img"));
-  function update() {
-    let ready = 0;
-    const failed = [];
-    for (const audio of audios) {
-      let state = "pending";
-      if (audio.error) state = "error";
-      else if (audio.readyState >= 1 && audio.duration > 0) state = "ok";
-      audio.dataset.mediaState = state;
-      audio.dataset.duration = isFinite(audio.duration) ? audio.duration.toFixed(3) : "";
-      if (state === "ok") ready += 1;
-      if (state === "error") failed.push(audio.getAttribute("src"));
-    }
-    for (const image of images) {
-      let state = "pending";
-      if (image.complete) state = image.naturalWidth > 0 ? "ok" : "error";
-      image.dataset.mediaState = state;
-      if (state === "error") failed.push(image.getAttribute("src"));
-    }
-    status.dataset.audioTotal = audios.length;
-    status.dataset.audioReady = ready;
-    status.dataset.failed = failed.length;
-    if (failed.length > 0) {
-      status.className = "status bad";
-      status.textContent = failed.length + " file(s) failed to load: " + failed.join(", ");
-    } else {
-      status.className = ready === audios.length ? "status good" : "status";
-      status.textContent = ready + " of " + audios.length + " audio files ready to play.";
-    }
-  }
-  for (const audio of audios) {
-    audio.addEventListener("loadedmetadata", update);
-    audio.addEventListener("error", update);
-  }
-  for (const image of images) {
-    image.addEventListener("load", update);
-    image.addEventListener("error", update);
-  }
-  window.addEventListener("load", update);
-  update();
-})();
-"""
-
-
 def _format(value: Union[float, int, None], template: str) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "n/a"
@@ -163,36 +98,46 @@ def _check_utt_id(utt_id: str) -> None:
         raise ValueError(f"utterance id {utt_id!r} cannot be used as a file name in the report")
 
 
-def _summary_table(summary: Dict[str, Union[int, float, None]]) -> str:
+def _summary_table(
+    summary: Dict[str, Union[int, float, None]], speaker_summaries: Dict[str, Dict[str, Union[int, float, None]]]
+) -> str:
+    """Means (the WER: pooled) over all utterances, then one column per speaker if several."""
+    columns = [summary] + list(speaker_summaries.values())
+    speaker_heads = "".join(
+        f"<th>speaker {html.escape(speaker)} ({part['num_utterances']})</th>"
+        for speaker, part in speaker_summaries.items()
+    )
     rows = [
-        f"<tr><td class='name'>{title}</td><td>{_format(summary.get(name), template)}</td>"
-        f"<td class='meaning'>{html.escape(meaning)}</td></tr>"
-        for name, title, template, meaning in _METRIC_COLUMNS
+        f"<tr><td class='name'>{title}</td>"
+        + "".join(f"<td>{_format(part.get(name), template)}</td>" for part in columns)
+        + f"<td class='meaning'>{html.escape(meaning)}</td></tr>"
+        for name, title, template, meaning in _shown_columns(summary)
     ]
     return (
         "<table id='summary'><tr><th class='name'>metric</th><th>mean over "
-        f"{summary['num_utterances']} utterances</th><th class='name'>meaning</th></tr>"
+        f"{summary['num_utterances']} utterances</th>{speaker_heads}<th class='name'>meaning</th></tr>"
         + "".join(rows) + "</table>"
     )
 
 
-def _utterance_table(metrics: Sequence[UtteranceMetrics], shown_ids: Set[str]) -> str:
-    header = "".join(f"<th>{title}</th>" for _, title, _, _ in _METRIC_COLUMNS)
+def _utterance_table(
+    metrics: Sequence[UtteranceMetrics], shown_ids: Set[str], columns: tuple, speakers: Dict[str, str]
+) -> str:
+    header = "".join(f"<th>{title}</th>" for _, title, _, _ in columns)
     rows = []
     for m in metrics:
-        cells = "".join(
-            f"<td>{_format(getattr(m, name), template)}</td>"
-            for name, _, template, _ in _METRIC_COLUMNS
-        )
+        cells = "".join(f"<td>{_format(getattr(m, name), template)}</td>" for name, _, template, _ in columns)
         name = html.escape(m.utt_id)
         if m.utt_id in shown_ids:
             name = f"<a href='#{_link(f'utt-{m.utt_id}')}'>{name}</a>"
+        speaker = f"<td class='name'>{html.escape(speakers[m.utt_id])}</td>" if speakers else ""
         rows.append(
-            f"<tr><td class='name'>{name}</td>{cells}"
+            f"<tr><td class='name'>{name}</td>{speaker}{cells}"
             f"<td>{m.reference_seconds:.2f}</td><td>{m.synthesized_seconds:.2f}</td></tr>"
         )
+    speaker_head = "<th class='name'>speaker</th>" if speakers else ""
     return (
-        f"<table id='utterance-metrics'><tr><th class='name'>utterance</th>{header}"
+        f"<table id='utterance-metrics'><tr><th class='name'>utterance</th>{speaker_head}{header}"
         "<th>ground truth (s)</th><th>synthesized (s)</th></tr>" + "".join(rows) + "</table>"
     )
 
@@ -203,8 +148,19 @@ def _copy(source: Path, destination: Path) -> None:
     shutil.copyfile(source, destination)
 
 
+def _heard_lines(metrics: Optional[UtteranceMetrics]) -> str:
+    """What the recognizer heard in each signal, when the WER was computed."""
+    if metrics is None or metrics.text_words is None:
+        return ""
+    return "".join(
+        f"<p class='heard'>heard in the {what}: <q>{html.escape(transcript)}</q></p>"
+        for what, transcript in (("synthesis", metrics.synthesized_transcript),
+                                 ("recording", metrics.recording_transcript))
+    )
+
+
 def _utterance_section(
-    item: ReportUtterance, metrics: Optional[UtteranceMetrics], report_dir: Path
+    item: ReportUtterance, metrics: Optional[UtteranceMetrics], report_dir: Path, columns: tuple
 ) -> str:
     _check_utt_id(item.utt_id)
     reference_copy = f"audio/reference/{item.utt_id}{item.reference_wav.suffix}"
@@ -241,12 +197,13 @@ def _utterance_section(
     if metrics is not None:
         summary_line = "<p class='meta'>" + " &middot; ".join(
             f"{title} {_format(getattr(metrics, name), template)}"
-            for name, title, template, _ in _METRIC_COLUMNS
+            for name, title, template, _ in columns
         ) + "</p>"
     return f"""
 <section class="utterance" id="{html.escape(f'utt-{item.utt_id}', quote=True)}">
   <h3>{html.escape(item.utt_id)}</h3>
   <p class="text">{html.escape(item.text)}</p>
+  {_heard_lines(metrics)}
   <div class="players">
     <figure><figcaption>ground truth</figcaption>
       <audio controls preload="metadata" src="{_link(reference_copy)}"></audio></figure>
@@ -265,6 +222,82 @@ def remove_partial_reports(output_dir: Path) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
+def _curves_html(training_curves: Optional[TrainingCurves], building: Path) -> str:
+    if training_curves is None:
+        return "<p class='meta'>No training log or TensorBoard events were given or found.</p>"
+    plot_training_curves(training_curves, building / "figures/training_curves.png")
+    return (
+        "<img class='curves' src='figures/training_curves.png' alt='training curves'>"
+        f"<p class='meta'>from <code>{html.escape(training_curves.source)}</code></p>"
+    )
+
+
+def _utterances_html(
+    utterances: Sequence[ReportUtterance], metrics: Sequence[UtteranceMetrics], building: Path,
+    columns: tuple, speakers: Dict[str, List[str]],
+) -> str:
+    """The utterance sections: under one heading, or under one heading per speaker (in the
+    order of ``speakers``) when there are several."""
+    metrics_by_id = {m.utt_id: m for m in metrics}
+    shown_note = ""
+    if len(utterances) < len(metrics):
+        shown_note = f"<p class='meta'>The first {len(utterances)} of {len(metrics)} scored utterances.</p>"
+    groups = {"": list(utterances)}
+    if speakers:
+        by_id = {item.utt_id: item for item in utterances}
+        groups = {speaker: [by_id[key] for key in keys if key in by_id] for speaker, keys in speakers.items()}
+    parts = []
+    for speaker, items in groups.items():
+        if not items:
+            continue
+        heading = "Utterances" if not speaker else f"Speaker {html.escape(speaker)}: {len(items)} utterance(s)"
+        anchor = f" id='{_link(f'speaker-{speaker}')}'" if speaker else ""
+        parts.append(f"<h2{anchor}>{heading}</h2>\n{shown_note if not parts else ''}")
+        parts += [_utterance_section(item, metrics_by_id.get(item.utt_id), building, columns) for item in items]
+    return "\n".join(parts)
+
+
+def _page(title: str, command: str, parts: Dict[str, str]) -> str:
+    """The whole page around its ``summary``, ``curves``, ``table`` and ``utterances`` parts."""
+    generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p class="meta">Generated {generated}{f" by <code>{html.escape(command)}</code>" if command else ""}</p>
+<p id="media-status" class="status">Checking that every audio file loads&hellip;</p>
+<h2>Summary</h2>
+{parts["summary"]}
+<h2>Training curves</h2>
+{parts["curves"]}
+<h2>Per-utterance metrics</h2>
+{parts["table"]}
+{parts["utterances"]}
+<script>{MEDIA_CHECK_SCRIPT}</script>
+</body>
+</html>
+"""
+
+
+def _install(building: Path, output_dir: Path) -> Path:
+    """Rename the built folder into place (an earlier report goes only once it is done)."""
+    final = output_dir / REPORT_DIRNAME
+    if final.exists():
+        retired = output_dir / f".{REPORT_DIRNAME}.old.{os.getpid()}"
+        os.replace(final, retired)
+        os.replace(building, final)
+        shutil.rmtree(retired)
+    else:
+        os.replace(building, final)
+    return final / "index.html"
+
+
 def write_listening_report(
     output_dir: Union[str, Path],
     utterances: Sequence[ReportUtterance],
@@ -273,6 +306,7 @@ def write_listening_report(
     training_curves: Optional[TrainingCurves] = None,
     title: str = "Listening report",
     command: str = "",
+    speakers: Optional[Dict[str, List[str]]] = None,
 ) -> Path:
     """Build ``<output_dir>/report/`` (replacing an earlier one only once the new one is done).
 
@@ -285,6 +319,9 @@ def write_listening_report(
         training_curves: Loss curves to plot, or None.
         title: Page title.
         command: The command line that made the report, shown under the title.
+        speakers: Speaker -> utterance ids, for a test set of several speakers
+            (:func:`~espnet2_vits_ext.evaluation.utterance_metrics.speakers_of`): the summary
+            gets a column per speaker, the utterances a heading per speaker. None or {}: one.
 
     Returns:
         Path of ``index.html``.
@@ -295,60 +332,15 @@ def write_listening_report(
     building = output_dir / f".{REPORT_DIRNAME}.tmp.{os.getpid()}"
     for sub in ("audio/reference", "audio/synthesized", "figures/spectrograms", "figures/alignments"):
         (building / sub).mkdir(parents=True)
-
-    if training_curves is not None:
-        plot_training_curves(training_curves, building / "figures/training_curves.png")
-        curves_html = (
-            "<img class='curves' src='figures/training_curves.png' alt='training curves'>"
-            f"<p class='meta'>from <code>{html.escape(training_curves.source)}</code></p>"
-        )
-    else:
-        curves_html = "<p class='meta'>No training log or TensorBoard events were given or found.</p>"
-
-    metrics_by_id = {m.utt_id: m for m in metrics}
+    speakers = speakers or {}
+    utt2spk = {key: speaker for speaker, keys in speakers.items() for key in keys}
+    columns = _shown_columns(summary)
     shown_ids = {item.utt_id for item in utterances}
-    sections: List[str] = [
-        _utterance_section(item, metrics_by_id.get(item.utt_id), building) for item in utterances
-    ]
-    shown_note = ""
-    if len(utterances) < len(metrics):
-        shown_note = (
-            f"<p class='meta'>The first {len(utterances)} of {len(metrics)} scored utterances.</p>"
-        )
-    generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
-<style>{_STYLE}</style>
-</head>
-<body>
-<h1>{html.escape(title)}</h1>
-<p class="meta">Generated {generated}{f" by <code>{html.escape(command)}</code>" if command else ""}</p>
-<p id="media-status" class="status">Checking that every audio file loads&hellip;</p>
-<h2>Summary</h2>
-{_summary_table(summary)}
-<h2>Training curves</h2>
-{curves_html}
-<h2>Per-utterance metrics</h2>
-{_utterance_table(metrics, shown_ids)}
-<h2>Utterances</h2>
-{shown_note}
-{''.join(sections)}
-<script>{_MEDIA_CHECK_SCRIPT}</script>
-</body>
-</html>
-"""
+    page = _page(title, command, dict(
+        summary=_summary_table(summary, summarize_by_speaker(metrics, speakers)),
+        curves=_curves_html(training_curves, building),
+        table=_utterance_table(metrics, shown_ids, columns, utt2spk),
+        utterances=_utterances_html(utterances, metrics, building, columns, speakers),
+    ))
     (building / "index.html").write_text(page, encoding="utf-8")
-
-    final = output_dir / REPORT_DIRNAME
-    if final.exists():
-        retired = output_dir / f".{REPORT_DIRNAME}.old.{os.getpid()}"
-        os.replace(final, retired)
-        os.replace(building, final)
-        shutil.rmtree(retired)
-    else:
-        os.replace(building, final)
-    return final / "index.html"
+    return _install(building, output_dir)
