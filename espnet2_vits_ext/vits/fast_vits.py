@@ -264,20 +264,16 @@ class FastVITS(AbsGANTTS):
         """
         if text.numel() == 0:
             raise ValueError("FastVITS.inference: empty text (no tokens to synthesise)")
+        if use_teacher_forcing and feats is None:
+            raise ValueError("FastVITS.inference: use_teacher_forcing needs feats")
         text = text.view(1, -1)
-        text_lengths = torch.tensor([text.size(1)], dtype=torch.long, device=text.device)
         if use_teacher_forcing:
-            if feats is None:
-                raise ValueError("FastVITS.inference: use_teacher_forcing needs feats")
             feats = feats.unsqueeze(0).transpose(1, 2)  # (1, aux_channels, T_feats)
-            feats_lengths = torch.tensor([feats.size(2)], dtype=torch.long, device=feats.device)
-        else:
-            feats_lengths = None
         output = self.generator.inference(
             text=text,
-            text_lengths=text_lengths,
-            feats=feats,
-            feats_lengths=feats_lengths,
+            text_lengths=_length_of(text),
+            feats=feats if use_teacher_forcing else None,
+            feats_lengths=_length_of(feats) if use_teacher_forcing else None,
             sids=None if sids is None else sids.view(1),
             spembs=None if spembs is None else spembs.view(1, -1),
             lids=None if lids is None else lids.view(1),
@@ -294,3 +290,7 @@ class FastVITS(AbsGANTTS):
             duration=output.durations[0],
         )
 
+
+def _length_of(batch: torch.Tensor) -> torch.Tensor:
+    """The length (1,) of a batch of one sequence, time last: (1, T) or (1, C, T)."""
+    return torch.tensor([batch.size(-1)], dtype=torch.long, device=batch.device)

@@ -276,19 +276,41 @@ class VITSGenerator(torch.nn.Module):
             if feats is None or feats_lengths is None:
                 raise ValueError("VITSGenerator.inference: use_teacher_forcing needs feats")
             return self._reconstruct(token_means, token_log_stds, text_mask, text_lengths, feats, feats_lengths, g)
-        if dur is None:
-            log_durations = self.duration_predictor(
-                hidden, text_mask, g=g, inverse=True, noise_scale=noise_scale_dur
-            )
-            durations = torch.ceil(torch.exp(log_durations) * text_mask * alpha)[:, 0]
-        else:
-            durations = dur.reshape(text.size(0), -1)
+        durations = self._durations(hidden, text_mask, g, dur, noise_scale_dur, alpha)
+        return self._sample_and_decode(token_means, token_log_stds, text_mask, durations, g, noise_scale, max_len)
+
+    def _durations(
+        self,
+        hidden: torch.Tensor,
+        text_mask: torch.Tensor,
+        g: Optional[torch.Tensor],
+        dur: Optional[torch.Tensor],
+        noise_scale_dur: float,
+        alpha: float,
+    ) -> torch.Tensor:
+        """Frames per token (B, T_text): ``dur`` as given, else sampled from the duration predictor
+        (``hidden`` (B, H, T_text), ``text_mask`` (B, 1, T_text)) and scaled by ``alpha``."""
+        if dur is not None:
+            return dur.reshape(hidden.size(0), -1)
+        log_durations = self.duration_predictor(hidden, text_mask, g=g, inverse=True, noise_scale=noise_scale_dur)
+        return torch.ceil(torch.exp(log_durations) * text_mask * alpha)[:, 0]
+
+    def _sample_and_decode(
+        self,
+        token_means: torch.Tensor,
+        token_log_stds: torch.Tensor,
+        text_mask: torch.Tensor,
+        durations: torch.Tensor,
+        g: Optional[torch.Tensor],
+        noise_scale: float,
+        max_len: Optional[int],
+    ) -> InferenceOutput:
+        """Expand the prior (B, H, T_text) over ``durations`` (B, T_text), sample it, invert the
+        flow and decode (Figure 1b, right of the duration predictor)."""
         # At least one frame, so that an all-zero prediction still decodes.
         feats_lengths = torch.clamp_min(durations.sum(1), 1).long()
         feats_mask = non_pad_mask(feats_lengths)  # (B, T_feats): a sync, needed for T_feats
-        attention = durations_to_path(durations, text_mask[:, 0] > 0, feats_mask).to(
-            token_means.dtype
-        )
+        attention = durations_to_path(durations, text_mask[:, 0] > 0, feats_mask).to(token_means.dtype)
         # (B, T_feats, T_text) @ (B, T_text, H) -> (B, T_feats, H) -> (B, H, T_feats)
         prior_means = torch.matmul(attention, token_means.transpose(1, 2)).transpose(1, 2)
         prior_log_stds = torch.matmul(attention, token_log_stds.transpose(1, 2)).transpose(1, 2)
