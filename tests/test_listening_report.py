@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers.full_disk import assert_clear_failure, hidden, run
 from helpers.synthetic_speech import SAMPLING_RATE, VOWELS, vowel_sequence
 
 from espnet2_vits_ext.bin.evaluate_tts import main as evaluate_tts
@@ -373,7 +374,6 @@ def test_evaluate_sh_full_disk_leaves_no_report_and_rerun_finishes(mini_set, tmp
     # Stage 8 under a 20 kB file size limit (a full disk, see test_write_failures): the scores
     # are written, the report's audio copies are not. One line names the folder and the error;
     # no .done, no report, nothing half-built; the same command without the limit finishes.
-    from test_write_failures import assert_clear_failure, hidden, run
 
     eval_dir = tmp_path / "eval_test"
     command = [REPO / "local/evaluate.sh", "--nj", "1", mini_set["data_dir"], mini_set["decode_dir"], eval_dir]

@@ -8,10 +8,7 @@ unwritable to root, who runs the tests; a file where the output directory goes d
 """
 
 import io
-import resource
 import shutil
-import signal
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -19,43 +16,10 @@ from pathlib import Path
 import pytest
 
 from helpers.file_server import Server, sha
+from helpers.full_disk import assert_clear_failure, hidden, run
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "local"
-
-
-def file_size_limit(limit: int):
-    """A ``preexec_fn``: files cannot grow past ``limit`` bytes; the writer gets EFBIG.
-
-    SIGXFSZ is ignored (Python ignores it, but shells and the tools they run would be killed by it),
-    so every writer sees an error return, as with a full disk.
-    """
-
-    def apply():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
-
-
-def run(command, cwd: Path, limit: int = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``command`` in ``cwd``, with files limited to ``limit`` bytes if given."""
-    return subprocess.run(
-        [str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-        preexec_fn=file_size_limit(limit) if limit is not None else None,
-    )  # fmt: skip
-
-
-def assert_clear_failure(result: subprocess.CompletedProcess, file_part: str, reason: str) -> None:
-    """Non-zero exit and one line that names the file (``file_part`` of its path) and the OS error."""
-    assert result.returncode != 0, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if "cannot write" in line and file_part in line]
-    assert len(lines) == 1 and reason in lines[0], result.stderr
-
-
-def hidden(directory: Path) -> list:
-    """Names of the hidden entries (temporary directories, markers) of ``directory``."""
-    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
 
 
 # ----- stage 1: download and extraction -----
