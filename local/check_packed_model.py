@@ -82,7 +82,8 @@ def main(argv=None) -> int:
     from espnet2.bin.tts_inference import Text2Speech
 
     tts = Text2Speech.from_pretrained(model_tag=str(args.zip), device="cpu")
-    speaker = {"sids": np.array([1])} if tts.use_sids else {}
+    # (getattr: a Text2Speech without the property, or a stand-in for it, is single-speaker.)
+    speaker = {"sids": np.array([1])} if getattr(tts, "use_sids", False) else {}
     wav = tts(args.text, **speaker)["wav"].numpy()
     if attempts:
         # The loading went on (the caller caught the refusal) but would have needed the network.
