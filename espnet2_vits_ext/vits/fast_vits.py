@@ -172,6 +172,7 @@ class FastVITS(AbsGANTTS):
         """
         packed_decoder.check_precision(precision)
         self.generator.decoder.inference_precision = precision
+        self.generator.flow.inference_precision = precision  # the flow's synthesis too
 
     @property
     def require_raw_speech(self) -> bool:

@@ -170,6 +170,11 @@ class ResidualAffineCouplingBlock(nn.Module):
                 )
             )
             self.flows.append(FlipFlow())
+        # "bf16": synthesis (inverse, autograd off, CPU) under bfloat16 autocast; set by
+        # FastVITS.set_inference_precision together with the decoder's. The decoder casts
+        # z to bfloat16 anyway, so this adds an error of the same size (~0.4% relative) and
+        # makes the flow ~1.6x faster on joe-medium (AVX512-BF16 EPYC, 2 threads).
+        self.inference_precision = "fp32"
 
     def forward(
         self,
@@ -192,6 +197,13 @@ class ResidualAffineCouplingBlock(nn.Module):
                 paper's shift-only layers).
 
         """
+        if inverse and self.inference_precision == "bf16" and x.device.type == "cpu" and not torch.is_grad_enabled():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return self._run(x, x_mask, g, inverse).float()
+        return self._run(x, x_mask, g, inverse)
+
+    def _run(self, x: torch.Tensor, x_mask: torch.Tensor, g: Optional[torch.Tensor], inverse: bool) -> torch.Tensor:
+        """The layers in order (backwards and inverted with ``inverse``)."""
         layers = reversed(self.flows) if inverse else self.flows
         for flow in layers:
             x, _ = flow(x, x_mask, g=g, inverse=inverse)
