@@ -11,8 +11,14 @@ other processes on the machine slow both alike but add noise.
 With ``--only``, the other benchmarks' figures are kept from the existing output file
 (re-measure one benchmark when the machine is quiet without running them all again).
 
+Also ours vs Piper's runtime (ONNX Runtime) on the trained voice joe (RTF, first audio, peak
+memory), streaming's first audio and seams on joe, and Piper's four presets (parameters, GFLOP
+per audio second, RTF fp32/bf16). Sections written by hand (``render_sections.KEPT_HEADINGS``)
+are kept as they are in the output file.
+
 Usage: python bench/run_benchmarks.py [--corpus /path/to/ljspeech] [--quick]
-           [--only limits synthesis train alignment data_prep] [--output bench/RESULTS.md]
+           [--only limits synthesis train alignment data_prep piper_voice streaming presets]
+           [--output bench/RESULTS.md]
 """
 
 import argparse
@@ -25,9 +31,17 @@ import time
 from pathlib import Path
 
 from common import REPO, machine_description, precisions_here, run_isolated
+from render_sections import (
+    ESPNET_ON_JOE,
+    gpu_lines,
+    kept_sections,
+    piper_voice_section,
+    presets_section,
+    targets_section,
+)
 
 DEFAULT_CORPUS = Path("/work/shared/ljspeech-mini")
-BENCHMARKS = ("limits", "synthesis", "train", "alignment", "data_prep")
+BENCHMARKS = ("limits", "synthesis", "train", "alignment", "data_prep", "piper_voice", "streaming", "presets")
 # What must not change between figures kept from an earlier run and new ones (``--only``).
 SAME_MACHINE_KEYS = ("cpu", "cores", "isa", "torch", "espnet")
 TARGETS = dict(synthesis_bf16=3.0, synthesis_fp32=1.0, train=1.0, alignment=1.0)
@@ -36,7 +50,8 @@ TARGETS = dict(synthesis_bf16=3.0, synthesis_fp32=1.0, train=1.0, alignment=1.0)
 def run_all(args) -> dict:
     repeats = dict(synthesis=["--repeats", "2", "--warmup", "1"] if args.quick else ["--repeats", "5", "--warmup", "2"],
                    train=["--repeats", "1", "--warmup", "1"] if args.quick else ["--repeats", "3", "--warmup", "1"],
-                   alignment=["--repeats", "5", "--warmup", "1"] if args.quick else ["--repeats", "30", "--warmup", "5"])
+                   alignment=["--repeats", "5", "--warmup", "1"] if args.quick else ["--repeats", "30", "--warmup", "5"],
+                   piper_voice=["--repeats", "2", "--warmup", "1"] if args.quick else ["--repeats", "7", "--warmup", "2"])
     results = previous_results(args.output) if set(args.only) != set(BENCHMARKS) else {}
     started = time.time()
 
@@ -69,6 +84,17 @@ def run_all(args) -> dict:
         }
     if "alignment" in args.only:
         results["alignment"] = stage("alignment", "bench_alignment.py", repeats["alignment"])
+    if "piper_voice" in args.only:
+        results["piper_voice"] = stage("piper_voice", "bench_piper_voice.py", repeats["piper_voice"])[0]
+        results["piper_voice_memory"] = {
+            variant: stage("piper_voice", "bench_piper_voice.py", ["--memory", variant])[0]
+            for variant in ("ort-fp32", "ours-fp32", "ours-bf16")
+            if variant.split("-")[1] in precisions_here()
+        }
+    if "streaming" in args.only:
+        results["streaming"] = stage("streaming", "bench_streaming.py", repeats["synthesis"])[0]
+    if "presets" in args.only:
+        results["presets"] = stage("presets", "bench_presets.py", repeats["synthesis"])[0]
     if "data_prep" in args.only:
         if args.corpus is not None and (args.corpus / "metadata.csv").exists():
             results["data_prep"] = stage(
@@ -153,7 +179,7 @@ def bf16_bound_note(synthesis: dict, min_rtf: dict) -> str:
                    "listed under \"not tried\" below.")
 
 
-def render(results: dict, machine_after: dict, command: str) -> str:
+def render(results: dict, machine_after: dict, command: str, previous_text: str = "") -> str:
     lines = ["# Benchmarks: ours (`tts: fast_vits`) vs ESPnet's VITS", ""]
     machine_before = results["machine"]
     commands = sorted(set(results.get("commands", {}).values())) or [command]
@@ -174,13 +200,7 @@ def render(results: dict, machine_after: dict, command: str) -> str:
                      f"{machine_after['load_average']} |")
     for name, (low, high) in results.get("load_average_1min", {}).items():
         lines.append(f"| 1-min load average during {name} (lowest - highest seen) | {low:.2f} - {high:.2f} |")
-    lines += ["", "No GPU in this environment: the GPU figures of the issue (training step at batch 4 and "
-              "at the largest batch that fits, alignment search's share of a GPU step) are not measured. "
-              "On a GPU machine run:", "",
-              "```", "python bench/bench_train_step.py --device cuda --batch_size 4",
-              "python bench/bench_train_step.py --device cuda --memory ours --batch_size 4   # and --memory espnet",
-              "python bench/bench_train_step.py --device cuda --batch_size 16  # raise until it runs out of memory",
-              "python bench/bench_alignment.py --device cuda", "```", ""]
+    lines += [""] + gpu_lines()
 
     limits = results.get("limits")
     synthesis = results.get("synthesis")
@@ -308,6 +328,11 @@ def render(results: dict, machine_after: dict, command: str) -> str:
             lines.append(f"| {row['stage']} | {_fmt(row['wall_s'], 2)} | {_fmt(row['cpu_s'], 2)} | "
                          f"{_fmt(row['clips_per_s_per_core_wall'], 1)} | {_fmt(row['clips_per_cpu_s'], 1)} |")
         lines.append("")
+    if results.get("piper_voice"):
+        lines += piper_voice_section(results["piper_voice"], results.get("piper_voice_memory", {}), results.get("streaming"))
+    if results.get("presets"):
+        lines += presets_section(results["presets"])
+    lines += ESPNET_ON_JOE + kept_sections(previous_text) + [""] + targets_section(results)
     lines += NOTES + ["## Raw figures", "", "```json", json.dumps(results, indent=1), "```", ""]
     return "\n".join(lines)
 
@@ -340,7 +365,8 @@ def main() -> None:
         raw = args.output.with_suffix(".raw.json")
         raw.write_text(json.dumps(results, indent=1))
         print(f"raw figures in {raw}", file=sys.stderr)
-    text = render(results, machine_after, command.strip())
+    text = render(results, machine_after, command.strip(),
+                  args.output.read_text() if args.output.exists() else "")
     temporary = args.output.with_suffix(".tmp")
     temporary.write_text(text)
     temporary.replace(args.output)
