@@ -123,8 +123,8 @@ NOTES = [
     "32-channel stage lowest), and the text encoder and the flow, still in fp32, are the largest remaining "
     "share of the time.",
     "- Synthesis, not tried: the text encoder and the flow in bf16; `torch.compile` (minutes of compile on "
-    "2 cores, a recompile per new length unless dynamic; oneDNN already gets fused post-ops here); ONNX "
-    "Runtime (a new dependency; not measured); int8 (VNNI would double the peak again, but needs "
+    "2 cores, a recompile per new length unless dynamic; oneDNN already gets fused post-ops here); an ONNX "
+    "Runtime path of our own (ONNX Runtime on Piper's own graph is the peer of section 5); int8 (VNNI would double the peak again, but needs "
     "calibration and a quality study); cache-blocking across layers (depth-first over time chunks with "
     "halos).",
     "- Training: the benchmark found that a seeded step did not give ESPnet's losses (text encoder: ESPnet "
