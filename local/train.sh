@@ -13,6 +13,8 @@
 # Writes <exp_dir>/: config.yaml, checkpoints, train.log, images/, command.sh (what ran),
 # and .done (a signature of the inputs) when training finished; a rerun with the same inputs
 # does nothing, with other inputs (a longer max_epoch, new data) it resumes.
+# With --init_model PATH (a checkpoint or packed zip of a trained voice, docs/recipes.md
+# "Fine-tuning") a fresh training starts from that voice's weights; a resumed one ignores it.
 #
 # Usage: local/train.sh [options] <train_dump_dir> <valid_dump_dir> <stats_dir> <exp_dir>
 #   e.g. local/train.sh --ngpu 1 --train_config conf/train.yaml \
@@ -32,6 +34,7 @@ resume=true        # continue from the last checkpoint in <exp_dir>
 threads=1          # torch / OpenMP threads of each training process
 train_module=      # python module of the trainer; empty: ours if installed, else ESPnet's
 train_args=        # extra arguments for the trainer, e.g. "--max_epoch 1"
+init_model=        # start a fresh training from this model (.pth or packed .zip); empty: none
 use_sid=false      # speaker ids: <dump_dir>/utt2sid as ESPnet's sids (multi-speaker config)
 
 help_message="Usage: $0 [options] <train_dump_dir> <valid_dump_dir> <stats_dir> <exp_dir>
@@ -50,6 +53,8 @@ Options (default in brackets):
   --threads N        threads per training process [${threads}]
   --train_module M   trainer module [espnet2_vits_ext.bin.gan_tts_train if present, else espnet2.bin.gan_tts_train]
   --train_args STR   extra trainer arguments, override the config [${train_args}]
+  --init_model PATH  start from this trained model (.pth checkpoint or packed .zip): same-named
+                     tensors loaded, tokens remapped by symbol, the rest listed in train.log [none]
   --use_sid BOOL     speaker ids from <dump_dir>/utt2sid [${use_sid}]"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -69,6 +74,7 @@ for opt in ngpu num_nodes; do
 done
 [ "${num_nodes}" -ge 1 ] || die "--num_nodes must be at least 1"
 [ -f "${stats_dir}/.done" ] || die "${stats_dir} is not complete (no .done): run stage 5 first"
+[ -z "${init_model}" ] || [ -f "${init_model}" ] || die "--init_model: no such file '${init_model}'"
 [ "${use_sid}" = false ] || [ -s "${train_dir}/utt2sid" ] || die "${train_dir}/utt2sid is missing (stage 4 writes it for a multi-speaker config)"
 
 if [ -z "${train_module}" ]; then
@@ -79,8 +85,10 @@ if [ -z "${train_module}" ]; then
   fi
 fi
 
+[ -z "${init_model}" ] || [ "${train_module}" != espnet2.bin.gan_tts_train ] \
+  || die "--init_model needs our trainer (espnet2_vits_ext.bin.gan_tts_train); ESPnet's has only --init_param"
 key=$(signature "${train_config}" "${token_list}" "${stats_dir}/.done" "${train_dir}/text" "${valid_dir}/text" \
-  "${token_type}" "${g2p}" "${cleaner}" "${train_module}" "${train_args}")
+  "${token_type}" "${g2p}" "${cleaner}" "${train_module}" "${train_args}" "${init_model}")
 [ "${use_sid}" = false ] || key=$(signature "${key}" "${train_dir}/utt2sid" "${valid_dir}/utt2sid")
 if is_done "${exp_dir}" "${key}"; then
   log "${exp_dir}: training finished with these inputs (${exp_dir}/.done): skipping"
@@ -95,6 +103,7 @@ record_command "${record}" "$0" "$@"
 opts=(--config "${train_config}")
 [ -n "${g2p}" ] && opts+=(--g2p "${g2p}")
 [ -n "${cleaner}" ] && opts+=(--cleaner "${cleaner}")
+[ -n "${init_model}" ] && opts+=(--init_model "${init_model}")
 [ "${use_sid}" = false ] || opts+=(--train_data_path_and_name_and_type "${train_dir}/utt2sid,sids,text_int"
   --valid_data_path_and_name_and_type "${valid_dir}/utt2sid,sids,text_int")
 # shellcheck disable=SC2206  # train_args is a list of words by design
