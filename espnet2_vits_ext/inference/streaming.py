@@ -18,7 +18,7 @@ from typing import Iterator, List, Optional
 
 import torch
 
-__all__ = ["decoder_margin_frames", "chunk_bounds", "decode_in_chunks", "synthesis_latent", "synthesize_streaming"]
+__all__ = ["decoder_margin_frames", "chunk_bounds", "decode_in_chunks", "synthesize_streaming"]
 
 
 def _conv_halo(conv: torch.nn.Conv1d) -> int:
@@ -103,44 +103,6 @@ def decode_in_chunks(
         yield waveform[:, 0, (start - left) * hop:(end - left) * hop]
 
 
-class _LatentReady(Exception):
-    """Raised by the decoder's pre-hook to stop ``inference`` at the decoder's call, carrying
-    the decoder's input: the latent (B, C, T_frames) and the condition (B, G, 1) or None."""
-
-    def __init__(self, latent: torch.Tensor, condition: Optional[torch.Tensor]):
-        super().__init__("latent ready")
-        self.latent, self.condition = latent, condition
-
-
-def _stop_at_decoder(module, args, kwargs):
-    """Forward pre-hook (``with_kwargs``): hand the decoder's input out instead of decoding it."""
-    latent = args[0] if args else kwargs["c"]
-    condition = args[1] if len(args) > 1 else kwargs.get("g")
-    raise _LatentReady(latent, condition)
-
-
-def synthesis_latent(model, text: torch.Tensor, **inference_options) -> tuple:
-    """The latent and condition that ``model.inference(text, **inference_options)`` decodes.
-
-    The model runs its own ``inference`` (same modules, random draws and options) up to the
-    decoder's call, where a forward pre-hook stops it: nothing is swapped in the module tree,
-    and the decoder does no work. (A generator method returning the latent would do the same
-    without the exception; the generator has none.)
-
-    Returns:
-        tuple: latent (B, C, T_frames), already masked and cut to ``max_len``; condition
-            (B, G, 1) or None.
-    """
-    handle = model.generator.decoder.register_forward_pre_hook(_stop_at_decoder, with_kwargs=True)
-    try:
-        model.inference(text, **inference_options)
-    except _LatentReady as ready:
-        return ready.latent, ready.condition
-    finally:
-        handle.remove()
-    raise RuntimeError("synthesize_streaming: the model's inference never called its decoder")
-
-
 def synthesize_streaming(
     model,
     text: torch.Tensor,
@@ -164,10 +126,10 @@ def synthesize_streaming(
     Yields:
         Tensor: Waveform chunk (T_chunk,).
     """
-    if inference_options.get("use_teacher_forcing"):
+    if inference_options.pop("use_teacher_forcing", False):
         raise ValueError("synthesize_streaming: teacher forcing is not a streaming use")
     decoder = model.generator.decoder
     with torch.inference_mode():
-        latent, condition = synthesis_latent(model, text, **inference_options)
-        for chunk in decode_in_chunks(decoder, latent, condition, first_frames, max_frames):
+        latent = model.synthesis_latent(text, **inference_options)
+        for chunk in decode_in_chunks(decoder, latent.latent, latent.condition, first_frames, max_frames):
             yield chunk[0]

@@ -35,7 +35,7 @@ from espnet2_vits_ext.vits.espnet_defaults import (
 )
 from espnet2_vits_ext.vits.discriminators.multi_scale_multi_period import AVAILABLE_DISCRIMINATORS
 from espnet2_vits_ext.vits.generator import VITSGenerator
-from espnet2_vits_ext.vits.generator_outputs import GeneratorOutput
+from espnet2_vits_ext.vits.generator_outputs import GeneratorOutput, SynthesisLatent
 from espnet2_vits_ext.vits.hop_length import check_model_hops
 from espnet2_vits_ext.vits.losses.kl import KLDivergenceLoss
 from espnet2_vits_ext.vits.losses.objectives import (
@@ -275,10 +275,7 @@ class FastVITS(AbsGANTTS):
             text_lengths=_length_of(text),
             feats=feats if use_teacher_forcing else None,
             feats_lengths=_length_of(feats) if use_teacher_forcing else None,
-            sids=None if sids is None else sids.view(1),
-            spembs=None if spembs is None else spembs.view(1, -1),
-            lids=None if lids is None else lids.view(1),
-            dur=None if durations is None else durations.view(1, -1),
+            **_batch_of_one(sids, spembs, lids, durations),
             noise_scale=noise_scale,
             noise_scale_dur=noise_scale_dur,
             alpha=alpha,
@@ -290,6 +287,43 @@ class FastVITS(AbsGANTTS):
             att_w=output.attention[0],
             duration=output.durations[0],
         )
+
+    def synthesis_latent(
+        self,
+        text: torch.Tensor,
+        sids: Optional[torch.Tensor] = None,
+        spembs: Optional[torch.Tensor] = None,
+        lids: Optional[torch.Tensor] = None,
+        durations: Optional[torch.Tensor] = None,
+        noise_scale: float = 0.667,
+        noise_scale_dur: float = 0.8,
+        alpha: float = 1.0,
+        max_len: Optional[int] = None,
+    ) -> SynthesisLatent:
+        """What :meth:`inference` would decode for one utterance (same arguments, same random
+        draws): the latent (1, H, T_feats) and condition, for decoding it in chunks."""
+        if text.numel() == 0:
+            raise ValueError("FastVITS.synthesis_latent: empty text (no tokens to synthesise)")
+        text = text.view(1, -1)
+        return self.generator.synthesis_latent(
+            text,
+            _length_of(text),
+            **_batch_of_one(sids, spembs, lids, durations),
+            noise_scale=noise_scale,
+            noise_scale_dur=noise_scale_dur,
+            alpha=alpha,
+            max_len=max_len,
+        )
+
+
+def _batch_of_one(sids, spembs, lids, durations) -> Dict[str, Optional[torch.Tensor]]:
+    """The conditioning and durations of one utterance as the generator's batch of one."""
+    return dict(
+        sids=None if sids is None else sids.view(1),
+        spembs=None if spembs is None else spembs.view(1, -1),
+        lids=None if lids is None else lids.view(1),
+        dur=None if durations is None else durations.view(1, -1),
+    )
 
 
 def _length_of(batch: torch.Tensor) -> torch.Tensor:

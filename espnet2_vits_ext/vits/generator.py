@@ -28,7 +28,7 @@ from espnet2_vits_ext.vits.monotonic_alignment import (
 )
 from espnet2_vits_ext.vits.posterior_encoder import PosteriorEncoder
 from espnet2_vits_ext.vits.flow import ResidualAffineCouplingBlock
-from espnet2_vits_ext.vits.generator_outputs import GeneratorOutput, InferenceOutput
+from espnet2_vits_ext.vits.generator_outputs import GeneratorOutput, InferenceOutput, SynthesisLatent
 from espnet2_vits_ext.vits.global_conditioning import add_global_embeddings, global_condition
 from espnet2_vits_ext.layers.segments import random_segment_starts, slice_segments
 from espnet2_vits_ext.vits.text_encoder import TextEncoder
@@ -270,14 +270,52 @@ class VITSGenerator(torch.nn.Module):
             InferenceOutput: waveform (B, T_wav), attention (B, T_feats, T_text),
                 durations (B, T_text).
         """
-        hidden, token_means, token_log_stds, text_mask = self.text_encoder(text, text_lengths)
-        g = global_condition(self, sids, spembs, lids)
         if use_teacher_forcing:
             if feats is None or feats_lengths is None:
                 raise ValueError("VITSGenerator.inference: use_teacher_forcing needs feats")
+            _, token_means, token_log_stds, text_mask = self.text_encoder(text, text_lengths)
+            g = global_condition(self, sids, spembs, lids)
             return self._reconstruct(token_means, token_log_stds, text_mask, text_lengths, feats, feats_lengths, g)
+        latent = self.synthesis_latent(
+            text, text_lengths, sids, spembs, lids, dur, noise_scale, noise_scale_dur, alpha, max_len
+        )
+        waveform = self.decoder(latent.latent, g=latent.condition)
+        return InferenceOutput(waveform[:, 0], latent.attention, latent.durations)
+
+    def synthesis_latent(
+        self,
+        text: torch.Tensor,
+        text_lengths: torch.Tensor,
+        sids: Optional[torch.Tensor] = None,
+        spembs: Optional[torch.Tensor] = None,
+        lids: Optional[torch.Tensor] = None,
+        dur: Optional[torch.Tensor] = None,
+        noise_scale: float = 0.667,
+        noise_scale_dur: float = 0.8,
+        alpha: float = 1.0,
+        max_len: Optional[int] = None,
+    ) -> SynthesisLatent:
+        """Synthesis up to the decoder: what :meth:`inference` decodes, for a caller that decodes
+        it itself (streaming decodes it chunk by chunk). Arguments as :meth:`inference`.
+
+        Returns:
+            SynthesisLatent: latent (B, H, T_feats) and condition (B, global_channels, 1) or
+                None, the path (B, T_feats, T_text) and durations (B, T_text).
+        """
+        hidden, token_means, token_log_stds, text_mask = self.text_encoder(text, text_lengths)
+        g = global_condition(self, sids, spembs, lids)
         durations = self._durations(hidden, text_mask, g, dur, noise_scale_dur, alpha)
-        return self._sample_and_decode(token_means, token_log_stds, text_mask, durations, g, noise_scale, max_len)
+        # At least one frame, so that an all-zero prediction still decodes.
+        feats_lengths = torch.clamp_min(durations.sum(1), 1).long()
+        feats_mask = non_pad_mask(feats_lengths)  # (B, T_feats): a sync, needed for T_feats
+        attention = durations_to_path(durations, text_mask[:, 0] > 0, feats_mask).to(token_means.dtype)
+        # (B, T_feats, T_text) @ (B, T_text, H) -> (B, T_feats, H) -> (B, H, T_feats)
+        prior_means = torch.matmul(attention, token_means.transpose(1, 2)).transpose(1, 2)
+        prior_log_stds = torch.matmul(attention, token_log_stds.transpose(1, 2)).transpose(1, 2)
+        z_p = prior_means + torch.randn_like(prior_means) * torch.exp(prior_log_stds) * noise_scale
+        feats_mask = feats_mask.unsqueeze(1).to(z_p.dtype)  # (B, 1, T_feats)
+        z = self.flow(z_p, feats_mask, g=g, inverse=True)
+        return SynthesisLatent((z * feats_mask)[:, :, :max_len], g, attention, durations)
 
     def _durations(
         self,
@@ -294,31 +332,6 @@ class VITSGenerator(torch.nn.Module):
             return dur.reshape(hidden.size(0), -1)
         log_durations = self.duration_predictor(hidden, text_mask, g=g, inverse=True, noise_scale=noise_scale_dur)
         return torch.ceil(torch.exp(log_durations) * text_mask * alpha)[:, 0]
-
-    def _sample_and_decode(
-        self,
-        token_means: torch.Tensor,
-        token_log_stds: torch.Tensor,
-        text_mask: torch.Tensor,
-        durations: torch.Tensor,
-        g: Optional[torch.Tensor],
-        noise_scale: float,
-        max_len: Optional[int],
-    ) -> InferenceOutput:
-        """Expand the prior (B, H, T_text) over ``durations`` (B, T_text), sample it, invert the
-        flow and decode (Figure 1b, right of the duration predictor)."""
-        # At least one frame, so that an all-zero prediction still decodes.
-        feats_lengths = torch.clamp_min(durations.sum(1), 1).long()
-        feats_mask = non_pad_mask(feats_lengths)  # (B, T_feats): a sync, needed for T_feats
-        attention = durations_to_path(durations, text_mask[:, 0] > 0, feats_mask).to(token_means.dtype)
-        # (B, T_feats, T_text) @ (B, T_text, H) -> (B, T_feats, H) -> (B, H, T_feats)
-        prior_means = torch.matmul(attention, token_means.transpose(1, 2)).transpose(1, 2)
-        prior_log_stds = torch.matmul(attention, token_log_stds.transpose(1, 2)).transpose(1, 2)
-        z_p = prior_means + torch.randn_like(prior_means) * torch.exp(prior_log_stds) * noise_scale
-        feats_mask = feats_mask.unsqueeze(1).to(z_p.dtype)  # (B, 1, T_feats)
-        z = self.flow(z_p, feats_mask, g=g, inverse=True)
-        waveform = self.decoder((z * feats_mask)[:, :, :max_len], g=g)
-        return InferenceOutput(waveform[:, 0], attention, durations)
 
     def _reconstruct(
         self,

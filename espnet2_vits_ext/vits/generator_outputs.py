@@ -4,7 +4,7 @@ Shapes use B (batch), H (hidden channels), T_text (tokens), T_feats (spectrogram
 and T_wav (samples).
 """
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 
@@ -30,5 +30,14 @@ class InferenceOutput(NamedTuple):
     """What synthesis produces."""
 
     waveform: torch.Tensor  # (B, T_wav)
+    attention: torch.Tensor  # hard alignment path (B, T_feats, T_text)
+    durations: torch.Tensor  # frames per token (B, T_text)
+
+
+class SynthesisLatent(NamedTuple):
+    """What the decoder turns into speech at synthesis (Figure 1b, before the decoder)."""
+
+    latent: torch.Tensor  # z, masked and cut to max_len (B, H, T_feats)
+    condition: Optional[torch.Tensor]  # global condition g (B, global_channels, 1), or None
     attention: torch.Tensor  # hard alignment path (B, T_feats, T_text)
     durations: torch.Tensor  # frames per token (B, T_text)
