@@ -63,6 +63,7 @@ train_config=           # ESPnet config; empty: conf/train.yaml (ljspeech, vctk)
 train_args=             # extra trainer arguments, override the config, e.g. "--max_epoch 10"
 tag=                    # experiment name exp/tts_<tag>; empty: config name + train_args
 resume=true             # continue an interrupted training from its last checkpoint
+init_model=             # fine-tuning: start from this trained voice (.pth checkpoint or packed .zip); empty: none
 train_threads=          # threads per training process; empty: all cores on CPU, 1 per GPU process
 # Stage 7: synthesis and packing
 inference_model=latest.pth  # checkpoint in exp/tts_<tag> to synthesize with and to pack
@@ -120,6 +121,8 @@ Training (stages 5-6):
   --train_args STR       extra trainer arguments, e.g. "--max_epoch 10" (default: none)
   --tag NAME             experiment exp/tts_<tag> (default: config name + train_args)
   --resume BOOL          resume training from the last checkpoint (default: ${resume})
+  --init_model PATH      fine-tune: start from this voice (ESPnet VITS / fast_vits .pth, packed .zip,
+                         imported Piper voice); adds _init_<name> to the default tag (default: none)
   --train_threads N      threads per training process (default: all cores on CPU, 1 per GPU process)
 Synthesis and packing (stage 7):
   --inference_model F    checkpoint of exp/tts_<tag> to use (default: ${inference_model})
@@ -230,6 +233,7 @@ case "${use_sid}" in
   false) ;;
   *) die "--use_sid takes true or false, not '${use_sid}'" ;;
 esac
+[ -z "${init_model}" ] || [ -f "${init_model}" ] || die "--init_model: no such file '${init_model}'"
 [ "${token_type}" = phn ] || die "token_type must be phn (phonemes) in ${train_config}, not '${token_type}'"
 if [ -z "${train_threads}" ]; then
   if [ "${ngpu}" -eq 0 ]; then train_threads=$(nproc); else train_threads=1; fi
@@ -241,6 +245,8 @@ if [ -z "${tag}" ]; then
   [ -z "${train_args}" ] || tag+=$(echo "${train_args}" | sed -e "s/--/_/g" -e "s/[ |=/]//g")
   [ "${g2p}" = "${config_g2p}" ] || tag+=_${g2p}
   [ "${cleaner}" = "${config_cleaner}" ] || tag+=_${cleaner}
+  # A fine-tuned voice is another experiment: it must not resume (or skip) the one trained from scratch.
+  [ -z "${init_model}" ] || tag+=_init_$(basename "${init_model}" | sed -e 's/\.[^.]*$//' -e 's/[^A-Za-z0-9_.-]/_/g')
 fi
 train_set=train
 valid_set=val
@@ -372,7 +378,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
   local/train.sh --ngpu "${ngpu}" --num_nodes "${num_nodes}" --cmd "${cuda_cmd}" --train_config "${train_config}" \
     --token_list "${token_list}" --g2p "${g2p}" --cleaner "${cleaner}" --resume "${resume}" \
     --threads "${train_threads}" --train_args "${train_args}" \
-    --use_sid "${use_sid}" \
+    --use_sid "${use_sid}" --init_model "${init_model}" \
     "${dumpdir}/raw/${train_set}" "${dumpdir}/raw/${valid_set}" "${stats_dir}" "${tts_exp}"
 fi
 

@@ -173,3 +173,17 @@ def test_allow_upsample_reaches_stage_3(tmp_path):
         utt, path = (tmp_path / "dump" / "raw" / dset / "wav.scp").read_text().split()
         assert utt == f"LJ_{dset}" and sf.info(path).samplerate == 22050
     assert "--allow_upsample true" in (tmp_path / "dump" / "raw" / "command_stage3.sh").read_text()
+
+
+def test_init_model_is_checked_and_names_its_own_experiment(tmp_path):
+    exp = tmp_path / "exp"
+    missing = run(["./run.sh", "--corpus", "mini", "--init_model", str(tmp_path / "none.zip"), "--expdir", str(exp)])
+    assert missing.returncode == 1 and f"--init_model: no such file '{tmp_path / 'none.zip'}'" in missing.stderr
+    voice = tmp_path / "en_US-joe-medium.zip"
+    voice.write_bytes(b"")
+    # Stage 6 alone: it reaches local/train.sh with the fine-tuning experiment's own tag (so a
+    # voice trained from scratch under the plain tag is neither resumed nor skipped).
+    result = run(["./run.sh", "--corpus", "mini", "--init_model", str(voice), "--stage", "6", "--stop_stage", "6",
+                  "--expdir", str(exp), "--dumpdir", str(tmp_path / "dump")])
+    assert result.returncode != 0  # nothing to train on: stages 1-5 did not run
+    assert f"-> {exp}/tts_train_mini_init_en_US-joe-medium\n" in result.stdout
