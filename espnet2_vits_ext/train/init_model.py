@@ -133,13 +133,13 @@ def _token_list_beside(path: Path) -> Tuple[Optional[List[str]], str]:
     for candidate in candidates:
         if candidate.is_file():
             config = yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}
-            tokens = _tokens_of(config, candidate)
+            tokens = _tokens_of(config)
             if tokens is not None:
                 return tokens, str(candidate)
     return None, "none found (looked for " + ", ".join(map(str, candidates)) + ")"
 
 
-def _tokens_of(config, config_path: Path) -> Optional[List[str]]:
+def _tokens_of(config) -> Optional[List[str]]:
     """``token_list`` of a training config: a list, or the path of a token file."""
     tokens = config.get("token_list") if isinstance(config, dict) else None
     if isinstance(tokens, str) and Path(tokens).is_file():
@@ -170,7 +170,7 @@ def _read_packed(path: Path) -> Source:
         f"tts.{prefix}" if prefix.startswith("discriminator.") else f"tts.generator.{prefix}"
         for prefix in (piper or {}).get("untrained", [])
     )
-    tokens = _tokens_of(config, path)
+    tokens = _tokens_of(config)
     origin = f"{path}:{config_name}" if tokens is not None else f"none in {path}"
     kind = "imported Piper voice" if piper else "packed model"
     return Source(path, kind, state, tokens, origin, untrained)
