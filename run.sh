@@ -246,7 +246,12 @@ if [ -z "${tag}" ]; then
   [ "${g2p}" = "${config_g2p}" ] || tag+=_${g2p}
   [ "${cleaner}" = "${config_cleaner}" ] || tag+=_${cleaner}
   # A fine-tuned voice is another experiment: it must not resume (or skip) the one trained from scratch.
-  [ -z "${init_model}" ] || tag+=_init_$(basename "${init_model}" | sed -e 's/\.[^.]*$//' -e 's/[^A-Za-z0-9_.-]/_/g')
+  # A checkpoint's own name says little (latest.pth, 100epoch.pth): its experiment's name goes first.
+  if [ -n "${init_model}" ]; then
+    init_name=$(basename "${init_model}" | sed -e 's/\.[^.]*$//')
+    [[ "${init_model}" != *.pth ]] || init_name=$(basename "$(dirname "$(readlink -f "${init_model}")")")_${init_name}
+    tag+=_init_${init_name//[^A-Za-z0-9_.-]/_}
+  fi
 fi
 train_set=train
 valid_set=val

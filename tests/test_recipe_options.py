@@ -187,3 +187,9 @@ def test_init_model_is_checked_and_names_its_own_experiment(tmp_path):
                   "--expdir", str(exp), "--dumpdir", str(tmp_path / "dump")])
     assert result.returncode != 0  # nothing to train on: stages 1-5 did not run
     assert f"-> {exp}/tts_train_mini_init_en_US-joe-medium\n" in result.stdout
+    checkpoint = tmp_path / "tts_train" / "latest.pth"  # named after its experiment too
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"")
+    result = run(["./run.sh", "--corpus", "mini", "--init_model", str(checkpoint), "--stage", "6", "--stop_stage", "6",
+                  "--expdir", str(exp), "--dumpdir", str(tmp_path / "dump")])
+    assert f"-> {exp}/tts_train_mini_init_tts_train_latest\n" in result.stdout
