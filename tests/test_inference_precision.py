@@ -77,6 +77,9 @@ def test_bf16_output_is_close_to_fp32():
     assert not np.array_equal(bf16, fp32)  # bf16 did run in reduced precision
     precision_mcd, noise_mcd = mcd_db(fp32, bf16), mcd_db(fp32, other_noise)
     assert precision_mcd < 0.25 * noise_mcd, (precision_mcd, noise_mcd)
+    # The output conv runs in fp32: the waveform is not rounded to bf16's 8-bit mantissa.
+    as_bf16 = torch.from_numpy(bf16).to(torch.bfloat16).float().numpy()
+    assert np.mean(as_bf16 == bf16) < 0.5
     # back to fp32: the same waveform as before (the fp32 plan is kept, not rebuilt wrongly)
     np.testing.assert_array_equal(synthesize(model, "fp32", seed=1), fp32)
 
