@@ -28,6 +28,7 @@ import os
 import shlex
 import sys
 import time
+from typing import List
 from pathlib import Path
 
 from common import REPO, machine_description, precisions_here, run_isolated
@@ -179,7 +180,8 @@ def bf16_bound_note(synthesis: dict, min_rtf: dict) -> str:
                    "listed under \"not tried\" below.")
 
 
-def render(results: dict, machine_after: dict, command: str, previous_text: str = "") -> str:
+def _header_lines(results: dict, machine_after: dict, command: str) -> List[str]:
+    """The title, the commands that wrote the file, the method and the machine."""
     lines = ["# Benchmarks: ours (`tts: fast_vits`) vs ESPnet's VITS", ""]
     machine_before = results["machine"]
     commands = sorted(set(results.get("commands", {}).values())) or [command]
@@ -202,132 +204,176 @@ def render(results: dict, machine_after: dict, command: str, previous_text: str 
         lines.append(f"| 1-min load average during {name} (lowest - highest seen) | {low:.2f} - {high:.2f} |")
     lines += [""] + gpu_lines()
 
-    limits = results.get("limits")
-    synthesis = results.get("synthesis")
-    if synthesis and limits:
+    return lines
+
+
+def _synthesis_lines(results: dict) -> List[str]:
+    """Section 1: CPU synthesis, ours and ESPnet's, fp32 and bf16, with the distance from the limit."""
+    synthesis, limits = results.get("synthesis"), results.get("limits")
+    if not synthesis:
+        return []
+    if limits:
         # The limit from the peak measured in the synthesis rounds (same load as the RTFs).
         min_rtf = {precision: limits["gflop_per_audio_s"] / peak["best"]
                    for precision, peak in synthesis["peak_gflops"].items()}
+    lines: List[str] = []
+    memory = results["synthesis_memory"]
+    lines += ["## 1. CPU synthesis (2 threads)", "",
+              f"{synthesis['tokens']} phoneme tokens, given durations, {_fmt(synthesis['audio_s'], 2)} s "
+              "of audio at 22.05 kHz; noise scales 0.667 / 0.8 with a fixed seed. RTF = synthesis "
+              "seconds / audio seconds (lower is better).", "",
+              "| variant | RTF (median) | min - max s | speed-up vs ESPnet fp32 | peak RSS MiB (model) | distance from the limit |",
+              "|---|---|---|---|---|---|"]
+    for variant in ("espnet-fp32", "espnet-bf16", "ours-fp32", "ours-bf16"):
+        if variant not in synthesis:
+            continue
+        figures = synthesis[variant]
+        mem = memory.get(variant)
+        mem_text = f"{_fmt(mem['peak_rss_mib'], 0)} ({_fmt(mem['model_rss_mib'], 0)})" if mem else "-"
+        limit_text = "-"
+        if limits:
+            precision = variant.split("-")[1]
+            limit_text = f"{_fmt(figures['rtf'] / min_rtf[precision], 2)}x the {precision} limit"
+        lines.append(
+            f"| {variant} | {_fmt(figures['rtf'])} | {_fmt(figures['min_s'], 2)} - {_fmt(figures['max_s'], 2)} "
+            f"| {_fmt(synthesis['speedup_over_espnet_fp32'][variant], 2)}x | {mem_text} | {limit_text} |"
+        )
+    speedups = synthesis["speedup_over_espnet_fp32"]
+    lines.append("")
+    if "ours-bf16" in synthesis:
+        lines += [
+            f"- Precision: MCD between ours bf16 and ours fp32 waveforms: "
+            f"**{_fmt(synthesis['mcd_db_ours_bf16_vs_fp32'], 3)} dB** (ESPnet under bf16 autocast vs "
+            f"its fp32: {_fmt(synthesis['mcd_db_espnet_bf16_vs_fp32'], 3)} dB; for scale, another noise "
+            f"seed in fp32: {_fmt(synthesis['mcd_db_ours_fp32_other_noise_seed'], 2)} dB).",
+            f"- Target: ours bf16 >= {TARGETS['synthesis_bf16']:.0f}x ESPnet fp32: "
+            f"{_fmt(speedups['ours-bf16'], 2)}x, {_check(speedups['ours-bf16'], TARGETS['synthesis_bf16'])}.",
+        ]
+    else:
+        lines.append("- bf16 not measured: this CPU has no native bfloat16 (AVX512-BF16 or AMX), "
+                     "and our bf16 path refuses to run without it.")
+    lines += [f"- Target: ours fp32 not slower than ESPnet fp32: {_fmt(speedups['ours-fp32'], 2)}x, "
+              f"{_check(speedups['ours-fp32'], TARGETS['synthesis_fp32'])}; largest sample difference "
+              f"between the two waveforms {synthesis['max_abs_diff_ours_vs_espnet_fp32']:.1e}.", ""]
+    if limits and "ours-bf16" in synthesis:
+        lines += [bf16_bound_note(synthesis, min_rtf), ""]
+    return lines
+
+
+def _limits_lines(results: dict) -> List[str]:
+    """The physical limit of synthesis: GFLOP per audio second and the measured peaks."""
+    synthesis, limits = results.get("synthesis"), results.get("limits")
+    if not limits:
+        return []
+    lines: List[str] = []
+    lines += ["## Physical limit of synthesis", "",
+              f"{_fmt(limits['gflop_per_audio_s'], 1)} GFLOP per second of audio "
+              f"(decoder {_fmt(100 * limits['decoder_share'], 1)}%; `FlopCounterMode` on ESPnet's model, "
+              "the same architecture). Peak of a large matrix product on 2 threads "
+              "(`torch.mm` 2048^3, and oneDNN convolutions over long channels-last signals: a 1x1 one, "
+              "i.e. a GEMM, and the decoder's dominant shapes; the fastest repeat, GFLOP/s):", ""]
+    shapes = [name for name in limits["peak_gflops"]["fp32"] if name != "best"]
+    lines += ["| precision | " + " | ".join(shapes) + " | peak | lowest possible RTF |",
+              "|---" * (len(shapes) + 3) + "|"]
+    sources = [("alone", limits["peak_gflops"])]
     if synthesis:
-        memory = results["synthesis_memory"]
-        lines += ["## 1. CPU synthesis (2 threads)", "",
-                  f"{synthesis['tokens']} phoneme tokens, given durations, {_fmt(synthesis['audio_s'], 2)} s "
-                  "of audio at 22.05 kHz; noise scales 0.667 / 0.8 with a fixed seed. RTF = synthesis "
-                  "seconds / audio seconds (lower is better).", "",
-                  "| variant | RTF (median) | min - max s | speed-up vs ESPnet fp32 | peak RSS MiB (model) | distance from the limit |",
-                  "|---|---|---|---|---|---|"]
-        for variant in ("espnet-fp32", "espnet-bf16", "ours-fp32", "ours-bf16"):
-            if variant not in synthesis:
-                continue
-            figures = synthesis[variant]
-            mem = memory.get(variant)
-            mem_text = f"{_fmt(mem['peak_rss_mib'], 0)} ({_fmt(mem['model_rss_mib'], 0)})" if mem else "-"
-            limit_text = "-"
-            if limits:
-                precision = variant.split("-")[1]
-                limit_text = f"{_fmt(figures['rtf'] / min_rtf[precision], 2)}x the {precision} limit"
+        sources.append(("in the synthesis rounds", synthesis["peak_gflops"]))
+    for where, peaks in sources:
+        for precision, peak in peaks.items():  # bf16 only where the CPU has it
             lines.append(
-                f"| {variant} | {_fmt(figures['rtf'])} | {_fmt(figures['min_s'], 2)} - {_fmt(figures['max_s'], 2)} "
-                f"| {_fmt(synthesis['speedup_over_espnet_fp32'][variant], 2)}x | {mem_text} | {limit_text} |"
+                f"| {precision}, {where} | " + " | ".join(_fmt(peak[name], 0) for name in shapes)
+                + f" | {_fmt(peak['best'], 0)} | {_fmt(limits['gflop_per_audio_s'] / peak['best'])} |"
             )
-        speedups = synthesis["speedup_over_espnet_fp32"]
-        lines.append("")
-        if "ours-bf16" in synthesis:
-            lines += [
-                f"- Precision: MCD between ours bf16 and ours fp32 waveforms: "
-                f"**{_fmt(synthesis['mcd_db_ours_bf16_vs_fp32'], 3)} dB** (ESPnet under bf16 autocast vs "
-                f"its fp32: {_fmt(synthesis['mcd_db_espnet_bf16_vs_fp32'], 3)} dB; for scale, another noise "
-                f"seed in fp32: {_fmt(synthesis['mcd_db_ours_fp32_other_noise_seed'], 2)} dB).",
-                f"- Target: ours bf16 >= {TARGETS['synthesis_bf16']:.0f}x ESPnet fp32: "
-                f"{_fmt(speedups['ours-bf16'], 2)}x, {_check(speedups['ours-bf16'], TARGETS['synthesis_bf16'])}.",
-            ]
-        else:
-            lines.append("- bf16 not measured: this CPU has no native bfloat16 (AVX512-BF16 or AMX), "
-                         "and our bf16 path refuses to run without it.")
-        lines += [f"- Target: ours fp32 not slower than ESPnet fp32: {_fmt(speedups['ours-fp32'], 2)}x, "
-                  f"{_check(speedups['ours-fp32'], TARGETS['synthesis_fp32'])}; largest sample difference "
-                  f"between the two waveforms {synthesis['max_abs_diff_ours_vs_espnet_fp32']:.1e}.", ""]
-        if limits and "ours-bf16" in synthesis:
-            lines += [bf16_bound_note(synthesis, min_rtf), ""]
-    if limits:
-        lines += ["## Physical limit of synthesis", "",
-                  f"{_fmt(limits['gflop_per_audio_s'], 1)} GFLOP per second of audio "
-                  f"(decoder {_fmt(100 * limits['decoder_share'], 1)}%; `FlopCounterMode` on ESPnet's model, "
-                  "the same architecture). Peak of a large matrix product on 2 threads "
-                  "(`torch.mm` 2048^3, and oneDNN convolutions over long channels-last signals: a 1x1 one, "
-                  "i.e. a GEMM, and the decoder's dominant shapes; the fastest repeat, GFLOP/s):", ""]
-        shapes = [name for name in limits["peak_gflops"]["fp32"] if name != "best"]
-        lines += ["| precision | " + " | ".join(shapes) + " | peak | lowest possible RTF |",
-                  "|---" * (len(shapes) + 3) + "|"]
-        sources = [("alone", limits["peak_gflops"])]
-        if synthesis:
-            sources.append(("in the synthesis rounds", synthesis["peak_gflops"]))
-        for where, peaks in sources:
-            for precision, peak in peaks.items():  # bf16 only where the CPU has it
-                lines.append(
-                    f"| {precision}, {where} | " + " | ".join(_fmt(peak[name], 0) for name in shapes)
-                    + f" | {_fmt(peak['best'], 0)} | {_fmt(limits['gflop_per_audio_s'] / peak['best'])} |"
-                )
-        lines += ["", "The distances from the limit in section 1 use the peaks measured in the synthesis "
-                  "rounds (interleaved with the synthesis repeats, so under the same load).", ""]
+    lines += ["", "The distances from the limit in section 1 use the peaks measured in the synthesis "
+              "rounds (interleaved with the synthesis repeats, so under the same load).", ""]
+    return lines
+
+
+def _train_lines(results: dict) -> List[str]:
+    """Section 2: one training step, ours and ESPnet's, time, memory, losses and the limit."""
     train = results.get("train")
-    if train:
-        memory = results["train_memory"]
-        unfused = results.get("train_unfused")
-        lines += ["## 2. One training step on CPU (2 threads)", "",
-                  f"Discriminator turn then generator turn, batch {train['batch_size']} (text 150-90 tokens, "
-                  "870-550 frames), the recipe's AdamW settings, both models seeded alike.", "",
-                  "| model | optimizer | s/step (median) | steps/s | peak RSS MiB |", "|---|---|---|---|---|"]
-        rows = [(train, optimizer_name(train))] + ([(unfused, optimizer_name(unfused))] if unfused else [])
-        for figures_of, optimizer in rows:
-            for model in ("espnet", "ours"):
-                figures = figures_of[model]
-                peak = _fmt(memory[model]["peak_mib"], 0) if figures_of is train else "-"
-                lines.append(f"| {model} | {optimizer} | {_fmt(figures['median_s'], 2)} | "
-                             f"{_fmt(figures['steps_per_s'], 3)} | {peak} |")
-        losses = train["ours"]["first_step_losses"]
-        lines += ["",
-                  f"- Same optimizer: speed-up {_fmt(train['speedup'], 2)}x (target: not slower, "
-                  f"{_check(train['speedup'], TARGETS['train'])}); first-step losses agree to a relative "
-                  f"{train['max_rel_loss_diff']:.1e} (" + ", ".join(
-                      f"{name.replace('generator_', 'g_').replace('discriminator_', 'd_')} {value:.4f}"
-                      for name, value in losses.items()) + ")."]
-        if limits and limits.get("train_batch_size") == train["batch_size"]:
-            peak = limits["peak_gflops"]["fp32"]["best"]
-            fastest = limits["train_step_gflop"] / peak
-            lines.append(f"- Physical limit: one step is {_fmt(limits['train_step_gflop'], 0)} GFLOP (`FlopCounterMode`, "
-                         f"both turns, forward and backward); at the fp32 peak ({_fmt(peak, 0)} GFLOP/s) it takes at "
-                         f"least {_fmt(fastest, 2)} s: ours is {_fmt(train['ours']['median_s'] / fastest, 1)}x that.")
-        if unfused:
-            recipe_speedup = unfused["espnet"]["median_s"] / train["ours"]["median_s"]
-            lines.append(f"- Recipe against recipe (ours with fused AdamW vs ESPnet's VITS with its own "
-                         f"AdamW settings): {_fmt(recipe_speedup, 2)}x.")
-        lines.append("")
+    limits = results.get("limits")
+    if not train:
+        return []
+    lines: List[str] = []
+    memory = results["train_memory"]
+    unfused = results.get("train_unfused")
+    lines += ["## 2. One training step on CPU (2 threads)", "",
+              f"Discriminator turn then generator turn, batch {train['batch_size']} (text 150-90 tokens, "
+              "870-550 frames), the recipe's AdamW settings, both models seeded alike.", "",
+              "| model | optimizer | s/step (median) | steps/s | peak RSS MiB |", "|---|---|---|---|---|"]
+    rows = [(train, optimizer_name(train))] + ([(unfused, optimizer_name(unfused))] if unfused else [])
+    for figures_of, optimizer in rows:
+        for model in ("espnet", "ours"):
+            figures = figures_of[model]
+            peak = _fmt(memory[model]["peak_mib"], 0) if figures_of is train else "-"
+            lines.append(f"| {model} | {optimizer} | {_fmt(figures['median_s'], 2)} | "
+                         f"{_fmt(figures['steps_per_s'], 3)} | {peak} |")
+    losses = train["ours"]["first_step_losses"]
+    lines += ["",
+              f"- Same optimizer: speed-up {_fmt(train['speedup'], 2)}x (target: not slower, "
+              f"{_check(train['speedup'], TARGETS['train'])}); first-step losses agree to a relative "
+              f"{train['max_rel_loss_diff']:.1e} (" + ", ".join(
+                  f"{name.replace('generator_', 'g_').replace('discriminator_', 'd_')} {value:.4f}"
+                  for name, value in losses.items()) + ")."]
+    if limits and limits.get("train_batch_size") == train["batch_size"]:
+        peak = limits["peak_gflops"]["fp32"]["best"]
+        fastest = limits["train_step_gflop"] / peak
+        lines.append(f"- Physical limit: one step is {_fmt(limits['train_step_gflop'], 0)} GFLOP (`FlopCounterMode`, "
+                     f"both turns, forward and backward); at the fp32 peak ({_fmt(peak, 0)} GFLOP/s) it takes at "
+                     f"least {_fmt(fastest, 2)} s: ours is {_fmt(train['ours']['median_s'] / fastest, 1)}x that.")
+    if unfused:
+        recipe_speedup = unfused["espnet"]["median_s"] / train["ours"]["median_s"]
+        lines.append(f"- Recipe against recipe (ours with fused AdamW vs ESPnet's VITS with its own "
+                     f"AdamW settings): {_fmt(recipe_speedup, 2)}x.")
+    lines.append("")
+    return lines
+
+
+def _alignment_lines(results: dict) -> List[str]:
+    """Section 3: the monotonic alignment search alone."""
     alignment = results.get("alignment")
-    if alignment:
-        lines += ["## 3. Monotonic alignment search alone (CPU)", "",
-                  "ESPnet's installed `maximum_path` (its wheel ships no compiled Cython, so it runs the numba "
-                  "fallback, as for a user) vs ours: `search_durations` (what our model calls) and "
-                  "`maximum_path` (ESPnet's interface, dense path). Same paths: checked.", "",
-                  "| B x T_feats x T_text | ESPnet ms | ours search_durations ms | ours maximum_path ms | speed-up (search / dense) | same paths |",
-                  "|---|---|---|---|---|---|"]
-        for row in alignment:
-            lines.append(
-                f"| {row['size']} | {_fmt(row['espnet_maximum_path_ms'], 2)} | {_fmt(row['ours_search_durations_ms'], 2)} "
-                f"| {_fmt(row['ours_maximum_path_ms'], 2)} | {_fmt(row['speedup_search_durations'], 1)}x / "
-                f"{_fmt(row['speedup_maximum_path'], 1)}x | {row['same_paths']} |"
-            )
-        lines.append("")
+    if not alignment:
+        return []
+    lines: List[str] = []
+    lines += ["## 3. Monotonic alignment search alone (CPU)", "",
+              "ESPnet's installed `maximum_path` (its wheel ships no compiled Cython, so it runs the numba "
+              "fallback, as for a user) vs ours: `search_durations` (what our model calls) and "
+              "`maximum_path` (ESPnet's interface, dense path). Same paths: checked.", "",
+              "| B x T_feats x T_text | ESPnet ms | ours search_durations ms | ours maximum_path ms | speed-up (search / dense) | same paths |",
+              "|---|---|---|---|---|---|"]
+    for row in alignment:
+        lines.append(
+            f"| {row['size']} | {_fmt(row['espnet_maximum_path_ms'], 2)} | {_fmt(row['ours_search_durations_ms'], 2)} "
+            f"| {_fmt(row['ours_maximum_path_ms'], 2)} | {_fmt(row['speedup_search_durations'], 1)}x / "
+            f"{_fmt(row['speedup_maximum_path'], 1)}x | {row['same_paths']} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _data_prep_lines(results: dict) -> List[str]:
+    """Section 4: data preparation, stages 3 and 4."""
     data_prep = results.get("data_prep")
-    if data_prep:
-        lines += ["## 4. Data preparation (stages 3-4), one job", "",
-                  f"The 24 real LJSpeech clips of the mini corpus, each listed {data_prep[0]['clips'] // 24} times "
-                  f"({data_prep[0]['clips']} clips).", "",
-                  "| stage | wall s | CPU s | clips/s/core (wall) | clips per CPU second |", "|---|---|---|---|---|"]
-        for row in data_prep:
-            lines.append(f"| {row['stage']} | {_fmt(row['wall_s'], 2)} | {_fmt(row['cpu_s'], 2)} | "
-                         f"{_fmt(row['clips_per_s_per_core_wall'], 1)} | {_fmt(row['clips_per_cpu_s'], 1)} |")
-        lines.append("")
+    if not data_prep:
+        return []
+    lines: List[str] = []
+    lines += ["## 4. Data preparation (stages 3-4), one job", "",
+              f"The 24 real LJSpeech clips of the mini corpus, each listed {data_prep[0]['clips'] // 24} times "
+              f"({data_prep[0]['clips']} clips).", "",
+              "| stage | wall s | CPU s | clips/s/core (wall) | clips per CPU second |", "|---|---|---|---|---|"]
+    for row in data_prep:
+        lines.append(f"| {row['stage']} | {_fmt(row['wall_s'], 2)} | {_fmt(row['cpu_s'], 2)} | "
+                     f"{_fmt(row['clips_per_s_per_core_wall'], 1)} | {_fmt(row['clips_per_cpu_s'], 1)} |")
+    lines.append("")
+    return lines
+
+
+def render(results: dict, machine_after: dict, command: str, previous_text: str = "") -> str:
+    """RESULTS.md from the raw figures (hand-written sections of ``previous_text`` kept)."""
+    lines = _header_lines(results, machine_after, command)
+    for section in (_synthesis_lines, _limits_lines, _train_lines, _alignment_lines, _data_prep_lines):
+        lines += section(results)
     if results.get("piper_voice"):
         lines += piper_voice_section(results["piper_voice"], results.get("piper_voice_memory", {}), results.get("streaming"))
     if results.get("presets"):
