@@ -60,6 +60,16 @@ def _point(link: Path, target: Path) -> None:
     logging.info(f"Pointed {link} at {target.name}")
 
 
+def _epochs_to_check(output_dir: Path, finished: int) -> list:
+    """The last finished epoch and every earlier one with an epoch model file, in order."""
+    epochs = {finished}
+    for path in output_dir.iterdir():
+        match = _EPOCH_MODEL.match(path.name)
+        if match and int(match[1]) <= finished:  # later ones are rewritten as training goes
+            epochs.add(int(match[1]))
+    return sorted(epochs)
+
+
 def repair_epoch_models(
     output_dir: Path,
     reporter,
@@ -85,13 +95,8 @@ def repair_epoch_models(
     finished = reporter.get_epoch()
     if finished < 1:
         return
-    epochs = {finished}
-    for path in output_dir.iterdir():
-        match = _EPOCH_MODEL.match(path.name)
-        if match and int(match[1]) <= finished:  # later ones are rewritten as training goes
-            epochs.add(int(match[1]))
     rewritten = []
-    for epoch in sorted(epochs):
+    for epoch in _epochs_to_check(output_dir, finished):
         path = epoch_model_path(output_dir, epoch)
         problem = epoch_model_problem(path)
         if problem is None:
