@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command 2: set up the environment (if needed) and run the whole test suite.
-# Offline; about 12 minutes on 2 CPU cores. Extra arguments go to pytest
+# Offline; about 13 minutes on 2 CPU cores. Extra arguments go to pytest
 # (e.g. tools/run_tests.sh -k alignment).
 #
 # Usage: tools/run_tests.sh [pytest arguments]
