@@ -59,3 +59,10 @@ def test_missing_file(tmp_path):
     problems = []
     assert read_table_entries(tmp_path / "wav.scp", problems=problems) == {}
     assert [p.kind for p in problems] == ["missing"]
+
+
+def test_a_table_inside_another_file_is_named_by_the_caller():
+    entries = read_table_entries("voice.zip:exp/spk2sid", data=b"<unk> 0\nMINI01 1\n")
+    assert {key: entry.value for key, entry in entries.items()} == {"<unk>": "0", "MINI01": "1"}
+    with pytest.raises(KaldiTableError, match=r"^voice.zip:exp/spk2sid:2: duplicate key a"):
+        read_table_entries("voice.zip:exp/spk2sid", data=b"a 0\na 1\n")

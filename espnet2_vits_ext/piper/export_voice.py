@@ -27,6 +27,7 @@ from espnet2_vits_ext.piper.export_graph import PiperSynthesisGraph
 from espnet2_vits_ext.piper.export_symbols import PiperSymbols, piper_ids, piper_symbols
 from espnet2_vits_ext.piper.export_tracing import ONNX_OPSET, plain_generator, traceable_operations
 from espnet2_vits_ext.piper.export_voice_config import PiperExportError, voice_config
+from espnet2_vits_ext.recipe.kaldi_table import KaldiTableError, read_table_entries
 
 # Largest difference onnxruntime's waveform may have from torch's on the check: both run the
 # same float32 graph, so only summation order differs (~1e-6 here); a graph with a length
@@ -69,14 +70,17 @@ def _packed_spk2sid(zip_path: Path) -> Optional[Dict[str, int]]:
         members = [member for member in archive.namelist() if Path(member).name == "spk2sid"]
         if not members:
             return None
-        lines = archive.read(members[0]).decode("utf-8").splitlines()
+        data = archive.read(members[0])
+    where = f"{zip_path}:{members[0]}"
+    try:
+        entries = read_table_entries(where, data=data)
+    except KaldiTableError as error:
+        raise PiperExportError(str(error)) from error
     table = {}
-    for number, line in enumerate(lines, 1):
-        fields = line.split()
-        if fields:
-            if len(fields) != 2 or not fields[1].isdigit():
-                raise PiperExportError(f"{zip_path}:{members[0]}:{number}: expected 'speaker id', got {line!r}")
-            table[fields[0]] = int(fields[1])
+    for speaker, entry in entries.items():
+        if not entry.value.isdigit():
+            raise PiperExportError(f"{where}:{entry.line}: expected 'speaker id', got {speaker} {entry.value!r}")
+        table[speaker] = int(entry.value)
     return table
 
 

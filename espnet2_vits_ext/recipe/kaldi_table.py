@@ -10,6 +10,7 @@ else gets a :class:`KaldiTableError` at the first one.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Union
@@ -46,15 +47,17 @@ def read_table_entries(
     allow_empty_value: bool = False,
     require_sorted: bool = False,
     problems: Optional[List[TableProblem]] = None,
+    data: Optional[bytes] = None,
 ) -> Dict[str, TableEntry]:
     """Read ``path`` into ``{key: TableEntry}`` in file order.
 
     Args:
-        path: The table file.
+        path: The table file (with ``data``: only the name messages give it, e.g. ``model.zip:spk2sid``).
         allow_empty_value: Accept a line with a key only (an empty transcript).
         require_sorted: Report keys that are not in byte order (Kaldi sorts with ``LC_ALL=C``).
         problems: If given, each problem is appended to it and the offending line skipped;
             if ``None``, the first problem raises.
+        data: The table's bytes, for a table that is not a file of its own (a member of a zip).
 
     Raises:
         KaldiTableError: The file is missing or has a bad line (only when ``problems`` is None).
@@ -67,11 +70,11 @@ def read_table_entries(
         problems.append(TableProblem(message, kind, line, text, key))
 
     entries: Dict[str, TableEntry] = {}
-    if not path.is_file():
+    if data is None and not path.is_file():
         report(f"{path}: missing", "missing")
         return entries
     previous: Optional[bytes] = None
-    with open(path, "rb") as f:
+    with open(path, "rb") if data is None else io.BytesIO(data) as f:
         for number, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
