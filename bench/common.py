@@ -31,7 +31,7 @@ LINEAR_BINS = 513  # n_fft 1024 // 2 + 1
 def precisions_here() -> tuple:
     """The synthesis precisions this CPU runs natively: ``("fp32", "bf16")`` with AVX512-BF16
     or AMX, else ``("fp32",)`` (bf16 emulated on AVX2 is slower than fp32: no figure to report)."""
-    from espnet2_vits_ext.acceleration.packed_decoder import bf16_supported
+    from espnet2_vits_ext.acceleration.packed_conv import bf16_supported
 
     return ("fp32", "bf16") if bf16_supported() else ("fp32",)
 

@@ -25,8 +25,8 @@ from espnet2_vits_ext.bin.synthesize import main as synthesize_main
 from espnet2_vits_ext.evaluation.acoustic_features import AnalysisConfig, extract_world_features
 from espnet2_vits_ext.evaluation.mel_cepstral_distortion import frame_distortions_db
 from espnet2_vits_ext.vits.fast_vits import FastVITS
-from espnet2_vits_ext.acceleration import packed_decoder
-from espnet2_vits_ext.acceleration.packed_decoder import bf16_supported
+from espnet2_vits_ext.acceleration import packed_conv
+from espnet2_vits_ext.acceleration.packed_conv import bf16_supported
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLING_RATE = 16000
@@ -58,7 +58,7 @@ def tiny_model(**extra) -> FastVITS:
 
 
 def test_bf16_is_refused_on_a_cpu_without_native_bfloat16(monkeypatch):
-    monkeypatch.setattr(packed_decoder, "bf16_supported", lambda: False)
+    monkeypatch.setattr(packed_conv, "bf16_supported", lambda: False)
     with pytest.raises(ValueError, match="native bfloat16"):
         tiny_model().set_inference_precision("bf16")
     with pytest.raises(ValueError, match="native bfloat16"):

@@ -144,6 +144,38 @@ def test_flow_matches_espnet_both_ways_and_inverts(config, global_channels, use_
     torch.testing.assert_close(z_back * y_mask, z * y_mask, atol=atol * 10, rtol=1e-5)
 
 
+@pytest.mark.parametrize("global_channels", GLOBAL_CHANNELS)
+@pytest.mark.parametrize("use_only_mean", [True, False])
+def test_synthesis_on_prepacked_weights_matches_espnet(global_channels, use_only_mean):
+    """Synthesis (inverse, batch 1 without padding, autograd off, CPU) runs on prepacked
+    oneDNN weights: the same z as ESPnet's flow, and new weights are picked up."""
+    import copy
+
+    kwargs = dict(flow_kwargs(LJSPEECH_GENERATOR_PARAMS, global_channels), use_only_mean=use_only_mean)
+    espnet = espnet_coupling.ResidualAffineCouplingBlock(**kwargs).eval()
+    ours = ResidualAffineCouplingBlock(**kwargs).eval()
+    with torch.no_grad():  # a flow that acts: ESPnet starts every coupling at the identity
+        for layer in espnet.flows[::2]:
+            layer.proj.weight.normal_(0.0, 0.02)
+    ours.load_state_dict(espnet.state_dict())
+    z_p = torch.randn(1, kwargs["in_channels"], 300, generator=torch.Generator().manual_seed(5))
+    mask, g = torch.ones(1, 1, 300), speaker(global_channels, 1)
+    with torch.inference_mode():
+        expected = espnet(z_p, mask, g=g, inverse=True)
+        assert not ours._packed_plans
+        torch.testing.assert_close(ours(z_p, mask, g=g, inverse=True), expected, atol=1e-5, rtol=1e-5)
+        assert set(ours._packed_plans) == {torch.float32}  # the packed path ran
+        with torch.no_grad():
+            espnet.flows[0].proj.bias.add_(0.5)
+        ours.load_state_dict(espnet.state_dict())
+        changed = espnet(z_p, mask, g=g, inverse=True)
+        assert not torch.allclose(changed, expected)
+        torch.testing.assert_close(ours(z_p, mask, g=g, inverse=True), changed, atol=1e-5, rtol=1e-5)
+        twin = copy.deepcopy(ours)  # copies leave the packed weights behind and rebuild them
+        assert twin._packed_plans is None
+        torch.testing.assert_close(twin(z_p, mask, g=g, inverse=True), changed, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("use_only_mean", [True, False])
 def test_coupling_layer_and_flip_return_what_espnet_returns(use_only_mean):
     """Forward: (x, logdet); inverse: (x, None), where ESPnet returns x alone. Same values."""

@@ -7,9 +7,8 @@ in bfloat16, a reorder of the weights; the activations and residual sums are ext
 over long signals (up to 32 channels x 256 samples per frame). This plan, for inference
 only (autograd off, CPU, LeakyReLU activations):
 
-* keeps the signal as ``(B, C, 1, T)`` in channels-last layout (a 1-D conv is a 2-D conv
-  of height 1), which oneDNN's brgemm kernels read and write without reordering;
-* packs every folded weight once into the layout its kernel wants (rebuilt when the
+* keeps the signal as ``(B, C, 1, T)`` in channels-last layout and packs every folded
+  weight once (:mod:`espnet2_vits_ext.acceleration.packed_conv`; rebuilt when the
   decoder's folded weights are: any parameter change);
 * fuses what follows a convolution into it where the value before is not needed again:
   ``conv1 -> LeakyReLU`` of each residual step, ``conv2 + residual``, the input conv's
@@ -26,49 +25,22 @@ in float32 it matches the plain path to rounding (~1e-7). In bfloat16 (``precisi
 float32 inside oneDNN; the output is returned in float32.
 """
 
-from typing import List, NamedTuple, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from espnet2_vits_ext.acceleration import weight_norm_folding
+from espnet2_vits_ext.acceleration.packed_conv import (
+    CHANNELS_LAST, PackedConv, conv, conv_add, conv_transpose, pack_conv1d, plan_dtype,
+    runs_natively,
+)
 
-_CHANNELS_LAST = torch.channels_last
 # Elements (channels x samples) of one time chunk of a stage: 2 MB of float32 per signal, so
 # that a chunk's handful of temporaries stay in cache (L3). Measured on joe-medium (AVX512-BF16
 # EPYC, 2 threads): 128K-512K elements are 1.6x faster than unchunked in fp32; below 64K the
 # per-call overhead of ~100 small convolutions per chunk dominates.
 CHUNK_ELEMENTS = 512 * 1024
-
-
-class _Conv(NamedTuple):
-    """One prepacked convolution: weight (oneDNN layout), bias, geometry as 2-D lists."""
-
-    weight: torch.Tensor
-    bias: Optional[torch.Tensor]
-    padding: List[int]
-    stride: List[int]
-    dilation: List[int]
-    output_padding: Optional[List[int]]  # transposed convolutions only
-
-
-def bf16_supported() -> bool:
-    """Whether this CPU has native bfloat16 dot products for oneDNN (AVX512-BF16 or AMX)."""
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
-PRECISIONS = ("fp32", "bf16")
-
-
-def check_precision(precision: str) -> None:
-    """Raise ``ValueError`` unless ``precision`` is one of :data:`PRECISIONS` and usable here."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"inference precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "bf16" and not bf16_supported():
-        raise ValueError(
-            "inference precision bf16 needs a CPU with native bfloat16 (AVX512-BF16 or AMX) "
-            "and PyTorch with oneDNN; this one has neither, use fp32"
-        )
 
 
 def applies(decoder, c: torch.Tensor) -> bool:
@@ -81,41 +53,8 @@ def applies(decoder, c: torch.Tensor) -> bool:
         and c.dtype == torch.float32
         and decoder._slope is not None
         and decoder._slope > 0
-        and torch.backends.mkldnn.is_available()
-        and (plan_dtype(decoder) == torch.float32 or bf16_supported())
+        and runs_natively(plan_dtype(decoder.inference_precision))
     )
-
-
-def plan_dtype(decoder) -> torch.dtype:
-    """bfloat16 when the decoder's ``inference_precision`` or CPU autocast asks for it."""
-    if decoder.inference_precision == "bf16":
-        return torch.bfloat16
-    if torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16:
-        return torch.bfloat16
-    return torch.float32
-
-
-def _pack(weight: torch.Tensor, bias: Optional[torch.Tensor], dtype: torch.dtype,
-          padding: int, dilation: int, steps: int, transposed: Optional[Tuple[int, int]] = None) -> _Conv:
-    """Prepack a 1-D conv's ``weight`` (C_out, C_in, K) (transposed: (C_in, C_out, K)).
-
-    ``steps`` (the input length the plan is built for) only guides oneDNN's choice of
-    kernel; the packed weight works for any length.
-    """
-    weight4 = weight.to(dtype).unsqueeze(2)  # (.., .., 1, K)
-    bias = None if bias is None else bias.to(dtype)
-    pad, dil = [0, padding], [1, dilation]
-    if transposed is None:
-        input_size = [1, weight.size(1), 1, steps]
-        packed = torch.ops.mkldnn._reorder_convolution_weight(weight4, pad, [1, 1], dil, 1, input_size)
-        return _Conv(packed, bias, pad, [1, 1], dil, None)
-    stride, output_padding = transposed
-    input_size = [1, weight.size(0), 1, steps]
-    out_pad = [0, output_padding]
-    packed = torch.ops.mkldnn._reorder_convolution_transpose_weight(
-        weight4, pad, out_pad, [1, stride], dil, 1, input_size
-    )
-    return _Conv(packed, bias, pad, [1, stride], dil, out_pad)
 
 
 class DecoderPlan:
@@ -128,53 +67,32 @@ class DecoderPlan:
         self.source = folded  # the folded list this plan was built from (identity = key)
         weights = iter(folded)
         steps = frames
-        self.input = _pack(*next(weights), dtype, decoder._padding, 1, steps)
+        self.input = pack_conv1d(*next(weights), dtype, decoder._padding, 1, steps)
         self.global_weights = next(weights) if decoder.global_channels > 0 else None
-        self.upsamples: List[_Conv] = []
-        self.blocks: List[List[Tuple[_Conv, Optional[_Conv]]]] = []
+        self.upsamples: List[PackedConv] = []
+        self.blocks: List[List[Tuple[PackedConv, Optional[PackedConv]]]] = []
         nb = decoder.num_blocks
         for i, spec in enumerate(decoder._upsample_specs):
             self.upsamples.append(
-                _pack(*next(weights), dtype, spec.padding, 1, steps, (spec.stride, spec.output_padding))
+                pack_conv1d(*next(weights), dtype, spec.padding, 1, steps, (spec.stride, spec.output_padding))
             )
             steps *= spec.stride
             for k in range(i * nb, (i + 1) * nb):
                 steps_of_block = []
                 for layer in decoder.blocks[k]._specs:
-                    conv1 = _pack(*next(weights), dtype, layer.padding1, layer.dilation, steps)
-                    conv2 = _pack(*next(weights), dtype, layer.padding2, 1, steps) if layer.has_conv2 else None
+                    conv1 = pack_conv1d(*next(weights), dtype, layer.padding1, layer.dilation, steps)
+                    conv2 = pack_conv1d(*next(weights), dtype, layer.padding2, 1, steps) if layer.has_conv2 else None
                     steps_of_block.append((conv1, conv2))
                 self.blocks.append(steps_of_block)
         # The output conv stays fp32 in a bf16 plan: rounding the waveform (and its conv's input)
         # to bf16's 8-bit mantissa cost 1 dB of the 2.3 dB MCD bf16 had on a trained voice.
-        self.output = _pack(*next(weights), torch.float32, decoder._padding, 1, steps)
+        self.output = pack_conv1d(*next(weights), torch.float32, decoder._padding, 1, steps)
         # Receptive-field radius of each stage's MRF (the deepest block's), in samples.
         self.radii = [
             max(sum(layer.padding1 + (layer.padding2 if layer.has_conv2 else 0) for layer in block._specs)
                 for block in decoder.blocks[i * nb:(i + 1) * nb])
             for i in range(len(self.upsamples))
         ]
-
-
-def _conv(x: torch.Tensor, conv: _Conv, attr: str = "none", scalars=()) -> torch.Tensor:
-    """Convolution with an optional fused unary post-op (``leaky_relu``, ``tanh``)."""
-    return torch.ops.mkldnn._convolution_pointwise(
-        x, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, 1, attr, list(scalars), ""
-    )
-
-
-def _conv_add(x: torch.Tensor, residual: torch.Tensor, conv: _Conv, in_place: bool) -> torch.Tensor:
-    """``conv(x) + residual`` in one kernel; ``in_place`` accumulates into ``residual``
-    (a oneDNN sum post-op), else a new tensor (which costs a copy of ``residual``)."""
-    if in_place:
-        return torch.ops.mkldnn._convolution_pointwise_.binary(
-            residual, x, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, 1,
-            "add", None, None, [], None,
-        )
-    return torch.ops.mkldnn._convolution_pointwise.binary(
-        x, residual, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, 1,
-        "add", None, None, [], None,
-    )
 
 
 def _plan(decoder, c: torch.Tensor, dtype: torch.dtype) -> DecoderPlan:
@@ -201,7 +119,7 @@ def forward(decoder, c: torch.Tensor, g: Optional[torch.Tensor] = None) -> torch
     Returns:
         Tensor: Waveform (B, out_channels, T_frames * upsample_factor), float32.
     """
-    dtype = plan_dtype(decoder)
+    dtype = plan_dtype(decoder.inference_precision)
     plan = _plan(decoder, c, dtype)
     with torch.autocast("cpu", enabled=False):
         x = _input_stage(decoder, plan, c.to(dtype), None if g is None else g.to(dtype))
@@ -211,17 +129,17 @@ def forward(decoder, c: torch.Tensor, g: Optional[torch.Tensor] = None) -> torch
 
 
 def _input_stage(decoder, plan: DecoderPlan, c: torch.Tensor, g: Optional[torch.Tensor]) -> torch.Tensor:
-    """``act(input_conv(c) [+ global_conv(g)])`` as (B, C, 1, T_frames), channels-last (the
+    """``act(inputconv(c) [+ globalconv(g)])`` as (B, C, 1, T_frames), channels-last (the
     layout every kernel below keeps; a 1-D conv is a 2-D conv of height 1)."""
     slope = decoder._slope
-    x = c.unsqueeze(2).contiguous(memory_format=_CHANNELS_LAST)
+    x = c.unsqueeze(2).contiguous(memory_format=CHANNELS_LAST)
     if g is None:
-        return _conv(x, plan.input, "leaky_relu", [slope])  # the first upsampling's act
-    x = _conv(x, plan.input)
+        return conv(x, plan.input, "leaky_relu", [slope])  # the first upsampling's act
+    x = conv(x, plan.input)
     if plan.global_weights is not None:
         weight, bias = plan.global_weights
         x = x + F.conv1d(g, weight, bias).unsqueeze(2)  # (B, C, 1, 1)
-    return F.leaky_relu_(x.contiguous(memory_format=_CHANNELS_LAST), slope)
+    return F.leaky_relu_(x.contiguous(memory_format=CHANNELS_LAST), slope)
 
 
 def _stage(decoder, plan: DecoderPlan, stage: int, x: torch.Tensor) -> torch.Tensor:
@@ -248,7 +166,7 @@ def _stage(decoder, plan: DecoderPlan, stage: int, x: torch.Tensor) -> torch.Ten
     batch, _, _, steps = x.shape
     out_channels = decoder.output_conv[1].out_channels if last else channels
     out_dtype = torch.float32 if last else x.dtype  # the waveform is fp32 (see DecoderPlan.output)
-    out = torch.empty((batch, out_channels, 1, steps * stride), dtype=out_dtype, memory_format=_CHANNELS_LAST)
+    out = torch.empty((batch, out_channels, 1, steps * stride), dtype=out_dtype, memory_format=CHANNELS_LAST)
     chunk = max(1, CHUNK_ELEMENTS // (channels * stride))
     for start in range(0, steps, chunk):
         end = min(steps, start + chunk)
@@ -262,11 +180,7 @@ def _stage(decoder, plan: DecoderPlan, stage: int, x: torch.Tensor) -> torch.Ten
 def _stage_chunk(decoder, plan: DecoderPlan, stage: int, x: torch.Tensor, last: bool) -> torch.Tensor:
     """Transposed conv, MRF blocks and what follows them, on one chunk (B, C, 1, T_chunk)."""
     slope = decoder._slope
-    upsample = plan.upsamples[stage]
-    x = torch.ops.mkldnn._convolution_transpose_pointwise(
-        x, upsample.weight, upsample.bias, upsample.padding, upsample.output_padding,
-        upsample.stride, upsample.dilation, 1, "none", [], "",
-    )
+    x = conv_transpose(x, plan.upsamples[stage])
     nb = decoder.num_blocks
     first_act = F.leaky_relu(x, slope)  # shared by the parallel blocks
     fused = None  # the MRF sum (its 1/nb mean is folded into the next conv)
@@ -275,14 +189,14 @@ def _stage_chunk(decoder, plan: DecoderPlan, stage: int, x: torch.Tensor, last: 
         for index, (conv1, conv2) in enumerate(steps):
             h = first_act if index == 0 else F.leaky_relu(y, slope)
             if conv2 is not None:
-                h = _conv(h, conv1, "leaky_relu", [slope])
+                h = conv(h, conv1, "leaky_relu", [slope])
             # y is ours to overwrite after the first step (before, it is x, which the
             # last block may overwrite too: no other block reads it after its first step).
-            y = _conv_add(h, y, conv1 if conv2 is None else conv2, in_place=index > 0 or k == nb - 1)
+            y = conv_add(h, y, conv1 if conv2 is None else conv2, in_place=index > 0 or k == nb - 1)
         if y is x and k < nb - 1:  # a block without steps is the identity
             y = x.clone()
         fused = y if fused is None else fused.add_(y)
     if not last:
         return F.leaky_relu_(fused, slope)  # the next upsampling's act
     # The output LeakyReLU has torch's default slope (HiFi-GAN's), not the blocks'.
-    return _conv(F.leaky_relu_(fused, decoder.output_conv[0].negative_slope).float(), plan.output, "tanh")
+    return conv(F.leaky_relu_(fused, decoder.output_conv[0].negative_slope).float(), plan.output, "tanh")

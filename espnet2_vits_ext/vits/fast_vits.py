@@ -43,7 +43,7 @@ from espnet2_vits_ext.vits.losses.objectives import (
     generator_objective,
     generator_outputs_and_real_windows,
 )
-from espnet2_vits_ext.acceleration import packed_decoder
+from espnet2_vits_ext.acceleration import packed_conv
 from espnet2_vits_ext.vits.losses.mel import MelSpectrogramLoss
 
 GENERATORS = {"vits_generator": VITSGenerator}
@@ -170,7 +170,7 @@ class FastVITS(AbsGANTTS):
             ValueError: For another precision, or ``"bf16"`` on a CPU without native
                 bfloat16 (emulated, it would be slower than fp32).
         """
-        packed_decoder.check_precision(precision)
+        packed_conv.check_precision(precision)
         self.generator.decoder.inference_precision = precision
         self.generator.flow.inference_precision = precision  # the flow's synthesis too
 

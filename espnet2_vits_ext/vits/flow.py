@@ -17,6 +17,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from espnet2_vits_ext.acceleration import packed_flow
 from espnet2_vits_ext.layers.flip_flow import FlipFlow, FlowOutput
 from espnet2_vits_ext.layers.wavenet import vits_wavenet
 
@@ -170,11 +171,16 @@ class ResidualAffineCouplingBlock(nn.Module):
                 )
             )
             self.flows.append(FlipFlow())
-        # "bf16": synthesis (inverse, autograd off, CPU) under bfloat16 autocast; set by
+        # "bf16": synthesis (inverse, autograd off, CPU) in bfloat16; set by
         # FastVITS.set_inference_precision together with the decoder's. The decoder casts
-        # z to bfloat16 anyway, so this adds an error of the same size (~0.4% relative) and
-        # makes the flow ~1.6x faster on joe-medium (AVX512-BF16 EPYC, 2 threads).
+        # z to bfloat16 anyway, so this adds an error of the same size (~0.4% relative).
         self.inference_precision = "fp32"
+        # Synthesis on CPU runs on prepacked weights (acceleration/packed_flow), kept here.
+        self._packed_plans = None
+
+    def __getstate__(self):
+        # Copies and pickles rebuild the packed weights on demand.
+        return dict(self.__dict__, _packed_plans=None)
 
     def forward(
         self,
@@ -197,6 +203,8 @@ class ResidualAffineCouplingBlock(nn.Module):
                 paper's shift-only layers).
 
         """
+        if inverse and packed_flow.applies(self, x, x_mask, g):
+            return packed_flow.inverse(self, x, g)
         if inverse and self.inference_precision == "bf16" and x.device.type == "cpu" and not torch.is_grad_enabled():
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return self._run(x, x_mask, g, inverse).float()

@@ -1,0 +1,123 @@
+"""Prepacked oneDNN convolutions for CPU synthesis, shared by the packed decoder and flow.
+
+``F.conv1d`` on a ``(B, C, T)`` tensor pays, at every call, a reorder of the activations into
+oneDNN's blocked layout and back and, in bfloat16, a reorder of the weight. The plans here
+instead keep signals as ``(B, C, 1, T)`` in channels-last layout (a 1-D conv is a 2-D conv of
+height 1: time outermost, channels innermost, which oneDNN's brgemm kernels read and write as
+they are) and reorder every weight once, into the layout its kernel wants.
+
+Inference only: the packed weights are copies, outside autograd and the ``state_dict``; their
+owners rebuild them when :func:`parameter_key` of the source parameters changes.
+"""
+
+from typing import Iterable, List, NamedTuple, Optional, Tuple
+
+import torch
+
+CHANNELS_LAST = torch.channels_last
+PRECISIONS = ("fp32", "bf16")
+
+
+class PackedConv(NamedTuple):
+    """One prepacked convolution: weight (oneDNN layout), bias, geometry as 2-D lists."""
+
+    weight: torch.Tensor
+    bias: Optional[torch.Tensor]
+    padding: List[int]
+    stride: List[int]
+    dilation: List[int]
+    output_padding: Optional[List[int]]  # transposed convolutions only
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU has native bfloat16 dot products for oneDNN (AVX512-BF16 or AMX)."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def check_precision(precision: str) -> None:
+    """Raise ``ValueError`` unless ``precision`` is one of :data:`PRECISIONS` and usable here."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"inference precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "bf16" and not bf16_supported():
+        raise ValueError(
+            "inference precision bf16 needs a CPU with native bfloat16 (AVX512-BF16 or AMX) "
+            "and PyTorch with oneDNN; this one has neither, use fp32"
+        )
+
+
+def runs_natively(dtype: torch.dtype) -> bool:
+    """Whether oneDNN runs ``dtype`` (float32, or bfloat16 on a CPU with bfloat16 units)."""
+    return torch.backends.mkldnn.is_available() and (dtype == torch.float32 or bf16_supported())
+
+
+def plan_dtype(inference_precision: str) -> torch.dtype:
+    """bfloat16 when a module's ``inference_precision`` or CPU autocast asks for it."""
+    if inference_precision == "bf16":
+        return torch.bfloat16
+    if torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16:
+        return torch.bfloat16
+    return torch.float32
+
+
+def parameter_key(modules: Iterable[torch.nn.Module]) -> Optional[list]:
+    """Storage and version of every parameter of ``modules``: changes when any of them is
+    loaded, moved or stepped. None for parameters made under ``inference_mode`` (they have
+    no version counter), whose derived copies cannot be cached."""
+    try:
+        return [(p.data_ptr(), p._version) for m in modules for p in m._parameters.values() if p is not None]
+    except RuntimeError:
+        return None
+
+
+def pack_conv1d(weight: torch.Tensor, bias: Optional[torch.Tensor], dtype: torch.dtype, padding: int,
+                dilation: int, steps: int, transposed: Optional[Tuple[int, int]] = None) -> PackedConv:
+    """Prepack a 1-D conv's ``weight`` (C_out, C_in, K) (transposed: (C_in, C_out, K)).
+
+    ``transposed`` is ``(stride, output_padding)`` of a transposed conv. ``steps`` (the input
+    length the plan is built for) only guides oneDNN's choice of kernel; the packed weight
+    works for any length.
+    """
+    weight4 = weight.to(dtype).unsqueeze(2)  # (.., .., 1, K)
+    bias = None if bias is None else bias.to(dtype)
+    pad, dil = [0, padding], [1, dilation]
+    if transposed is None:
+        input_size = [1, weight.size(1), 1, steps]
+        packed = torch.ops.mkldnn._reorder_convolution_weight(weight4, pad, [1, 1], dil, 1, input_size)
+        return PackedConv(packed, bias, pad, [1, 1], dil, None)
+    stride, output_padding = transposed
+    input_size = [1, weight.size(0), 1, steps]
+    out_pad = [0, output_padding]
+    packed = torch.ops.mkldnn._reorder_convolution_transpose_weight(
+        weight4, pad, out_pad, [1, stride], dil, 1, input_size
+    )
+    return PackedConv(packed, bias, pad, [1, stride], dil, out_pad)
+
+
+def conv(x: torch.Tensor, packed: PackedConv, attr: str = "none", scalars=()) -> torch.Tensor:
+    """Convolution of ``x`` (B, C_in, 1, T), channels-last, with an optional fused unary
+    post-op (``leaky_relu``, ``tanh``, ``sigmoid``)."""
+    return torch.ops.mkldnn._convolution_pointwise(
+        x, packed.weight, packed.bias, packed.padding, packed.stride, packed.dilation, 1, attr, list(scalars), ""
+    )
+
+
+def conv_transpose(x: torch.Tensor, packed: PackedConv) -> torch.Tensor:
+    """Transposed convolution of ``x`` (B, C_in, 1, T), channels-last."""
+    return torch.ops.mkldnn._convolution_transpose_pointwise(
+        x, packed.weight, packed.bias, packed.padding, packed.output_padding,
+        packed.stride, packed.dilation, 1, "none", [], "",
+    )
+
+
+def conv_add(x: torch.Tensor, residual: torch.Tensor, packed: PackedConv, in_place: bool) -> torch.Tensor:
+    """``conv(x) + residual`` in one kernel; ``in_place`` accumulates into ``residual``
+    (a oneDNN sum post-op), else a new tensor (which costs a copy of ``residual``)."""
+    if in_place:
+        return torch.ops.mkldnn._convolution_pointwise_.binary(
+            residual, x, packed.weight, packed.bias, packed.padding, packed.stride, packed.dilation, 1,
+            "add", None, None, [], None,
+        )
+    return torch.ops.mkldnn._convolution_pointwise.binary(
+        x, residual, packed.weight, packed.bias, packed.padding, packed.stride, packed.dilation, 1,
+        "add", None, None, [], None,
+    )
