@@ -151,9 +151,19 @@ def test_relative_position_transformer_is_pipers_encoder():
     for length, lengths in ((3, [3, 2]), (13, [13, 7])):
         x = torch.randn(2, 32, length)
         mask = (torch.arange(length)[None] < torch.tensor(lengths)[:, None]).float().unsqueeze(1)
-        expected = reference(x * mask, mask)
-        got = ours(x.transpose(1, 2), mask).transpose(1, 2)
+        x_reference, x_ours = x.clone().requires_grad_(), x.clone().requires_grad_()
+        expected = reference(x_reference * mask, mask)
+        got = ours(x_ours.transpose(1, 2), mask).transpose(1, 2)
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        weights = torch.randn_like(got)  # training sees the same gradients
+        (expected * weights).sum().backward()
+        (got * weights).sum().backward()
+        torch.testing.assert_close(x_ours.grad, x_reference.grad, rtol=1e-4, atol=1e-5)
+        for name in ("emb_rel_k", "emb_rel_v"):
+            reference_grad = getattr(reference.attn_layers[0], name).grad
+            torch.testing.assert_close(getattr(ours.attention_layers[0], name).grad, reference_grad, rtol=1e-4, atol=1e-5)
+        reference.zero_grad()
+        ours.zero_grad()
 
 
 def _run_import(voice: Path, out: Path, capsys):

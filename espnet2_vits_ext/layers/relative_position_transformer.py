@@ -15,7 +15,7 @@ VITS uses Conformer blocks instead (:mod:`espnet2_vits_ext.layers.conformer`);
 """
 
 import math
-from typing import Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -26,28 +26,34 @@ from torch import nn
 MASKED_SCORE = -1e4
 
 
-def relative_index_tables(length: int, window: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Index tables between absolute key positions and windowed relative offsets.
+def add_band_(scores: torch.Tensor, band: torch.Tensor, window: int) -> torch.Tensor:
+    """Add ``band`` to the diagonals of ``scores`` near the main one, in place.
 
     Args:
-        length: Tokens T.
-        window: Offsets -window..window have embeddings (2 * window + 1 of them).
-        device: Where to build the tables.
+        scores: (..., T, T), entry (i, j) for query i and key j.
+        band: (..., T, 2 * window + 1); slot ``r + window`` of row i is added at (i, i + r)
+            for every offset ``|r| <= window`` that stays inside the sequence.
+        window: Offsets on each side.
 
     Returns:
-        Tensor: (T, T) long; entry (i, j) is the offset slot ``j - i + window`` of the
-            pair, or ``2 * window + 1`` (a zero column) when ``|j - i| > window``.
-        Tensor: (T, 2 * window + 1) long; entry (i, r) is the key position
-            ``i + r - window``, or ``T`` (a zero column) when outside the sequence.
+        Tensor: ``scores``.
     """
-    positions = torch.arange(length, device=device)
-    offsets = positions[None, :] - positions[:, None]  # (T, T): j - i
-    outside = offsets.abs() > window
-    to_slot = torch.where(outside, torch.full_like(offsets, 2 * window + 1), offsets + window)
-    slots = torch.arange(-window, window + 1, device=device)
-    keys = positions[:, None] + slots[None, :]  # (T, 2w+1)
-    to_key = torch.where((keys < 0) | (keys >= length), torch.full_like(keys, length), keys)
-    return to_slot, to_key
+    length = scores.size(-1)
+    for offset in range(-min(window, length - 1), min(window, length - 1) + 1):
+        rows = slice(max(0, -offset), length - max(0, offset))  # queries whose key i + r exists
+        scores.diagonal(offset, -2, -1).add_(band[..., rows, offset + window])
+    return scores
+
+
+def band_of(scores: torch.Tensor, window: int) -> torch.Tensor:
+    """The diagonals of ``scores`` (..., T, T) near the main one as (..., T, 2 * window + 1):
+    slot ``r + window`` of row i is entry (i, i + r), zero where i + r is outside."""
+    length = scores.size(-1)
+    band = scores.new_zeros(*scores.shape[:-1], 2 * window + 1)
+    for offset in range(-min(window, length - 1), min(window, length - 1) + 1):
+        rows = slice(max(0, -offset), length - max(0, offset))
+        band[..., rows, offset + window] = scores.diagonal(offset, -2, -1)
+    return band
 
 
 class RelativePositionSelfAttention(nn.Module):
@@ -86,12 +92,13 @@ class RelativePositionSelfAttention(nn.Module):
         batch, length, _ = x.shape
         return x.view(batch, length, self.heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
 
-    def forward(self, x: torch.Tensor, pair_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, masked: Optional[torch.Tensor]) -> torch.Tensor:
         """Attend over the sequence.
 
         Args:
             x: Input (B, T, C).
-            pair_mask: (B, 1, T, T), nonzero where query and key are both tokens.
+            masked: (B, 1, T, T) bool, True where query or key is padding; None when
+                nothing is.
 
         Returns:
             Tensor: (B, T, C).
@@ -100,22 +107,17 @@ class RelativePositionSelfAttention(nn.Module):
         query = self._split_heads(self.query(x)) / math.sqrt(self.head_dim)
         key = self._split_heads(self.key(x))
         value = self._split_heads(self.value(x))
-        to_slot, to_key = relative_index_tables(length, self.window, x.device)
-
+        # Relative keys: (B, H, T, D) @ (D, 2w+1) scores each query against the offsets in
+        # the window, added onto the diagonals of the band (far pairs get no term).
         scores = torch.matmul(query, key.transpose(-2, -1))  # (B, H, T, T)
-        # (B, H, T, D) @ (D, 2w+1) -> (B, H, T, 2w+1), then scattered to absolute keys.
-        relative_scores = torch.matmul(query, self.emb_rel_k[0].transpose(0, 1))
-        relative_scores = F.pad(relative_scores, (0, 1))  # the zero slot for far pairs
-        scores = scores + relative_scores.gather(-1, to_slot.expand(batch, self.heads, length, length))
-        scores = scores.masked_fill(pair_mask == 0, MASKED_SCORE)
+        add_band_(scores, torch.matmul(query, self.emb_rel_k[0].transpose(0, 1)), self.window)
+        if masked is not None:
+            scores = scores.masked_fill(masked, MASKED_SCORE)
         probabilities = self.dropout(torch.softmax(scores, dim=-1))
 
         attended = torch.matmul(probabilities, value)  # (B, H, T, D)
-        # Probability mass at each offset slot: (B, H, T, T+1) gathered to (B, H, T, 2w+1).
-        slot_probabilities = F.pad(probabilities, (0, 1)).gather(
-            -1, to_key.expand(batch, self.heads, length, 2 * self.window + 1)
-        )
-        attended = attended + torch.matmul(slot_probabilities, self.emb_rel_v[0])
+        # Relative values: the probability mass at each offset of the window.
+        attended = attended + torch.matmul(band_of(probabilities, self.window), self.emb_rel_v[0])
         attended = attended.transpose(1, 2).reshape(batch, length, channels)
         return self.output(attended)
 
@@ -148,9 +150,14 @@ class ConvFeedForward(nn.Module):
         Returns:
             Tensor: (B, C, T), zero on padding.
         """
-        h = self.conv_1(F.pad(x * mask, self.padding))
-        h = self.dropout(torch.relu(h))
-        return self.conv_2(F.pad(h * mask, self.padding)) * mask
+        h = self.dropout(torch.relu(self._same_conv(self.conv_1, x * mask)))
+        return self._same_conv(self.conv_2, h * mask) * mask
+
+    def _same_conv(self, conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+        left, right = self.padding
+        if left == right:  # odd kernel: the conv pads itself, without a padded copy
+            return F.conv1d(x, conv.weight, conv.bias, padding=left)
+        return conv(F.pad(x, self.padding))
 
 
 class RelativePositionTransformer(nn.Module):
@@ -205,10 +212,12 @@ class RelativePositionTransformer(nn.Module):
         """
         time_mask = mask.transpose(1, 2)  # (B, T, 1)
         pair_mask = mask.unsqueeze(2) * mask.unsqueeze(-1)  # (B, 1, T, T)
+        masked = pair_mask == 0
+        masked = masked if bool(masked.any()) else None  # masking nothing changes nothing
         x = x * time_mask
         blocks = zip(self.attention_layers, self.attention_norms, self.feed_forward_layers, self.feed_forward_norms)
         for attention, attention_norm, feed_forward, feed_forward_norm in blocks:
-            x = attention_norm(x + self.dropout(attention(x, pair_mask)))
+            x = attention_norm(x + self.dropout(attention(x, masked)))
             y = feed_forward(x.transpose(1, 2), mask).transpose(1, 2)
             x = feed_forward_norm(x + self.dropout(y))
         return x * time_mask
