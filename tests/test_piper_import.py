@@ -164,6 +164,9 @@ def test_relative_position_transformer_is_pipers_encoder():
             torch.testing.assert_close(getattr(ours.attention_layers[0], name).grad, reference_grad, rtol=1e-4, atol=1e-5)
         reference.zero_grad()
         ours.zero_grad()
+        with torch.no_grad():  # synthesis: the packed feed-forward, masked where padded
+            torch.testing.assert_close(ours(x.transpose(1, 2), mask).transpose(1, 2), expected, rtol=1e-5, atol=1e-5)
+        assert all(layer._packed_plans for layer in ours.feed_forward_layers)
 
 
 def _run_import(voice: Path, out: Path, capsys):

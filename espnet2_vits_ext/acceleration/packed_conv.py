@@ -10,7 +10,7 @@ Inference only: the packed weights are copies, outside autograd and the ``state_
 owners rebuild them when :func:`parameter_key` of the source parameters changes.
 """
 
-from typing import Iterable, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Iterable, List, NamedTuple, Optional, Tuple
 
 import torch
 
@@ -67,6 +67,31 @@ def parameter_key(modules: Iterable[torch.nn.Module]) -> Optional[list]:
         return [(p.data_ptr(), p._version) for m in modules for p in m._parameters.values() if p is not None]
     except RuntimeError:
         return None
+
+
+class PackedPlanCache:
+    """Mixin for a module that keeps packed weights for CPU synthesis.
+
+    They live in ``_packed_plans`` (dtype -> (:func:`parameter_key`, plan)): never in the
+    ``state_dict``, rebuilt when a parameter changes, and left out of copies and pickles
+    (oneDNN's packed tensors have no storage to copy; a copy packs its own on first use).
+    """
+
+    _packed_plans: Optional[dict] = None
+
+    def packed_plan(self, dtype: torch.dtype, build: Callable[[], Any]) -> Any:
+        """``build()``'s plan for ``dtype``, cached while this module's parameters stay."""
+        key = parameter_key(self.modules())
+        cached = (self._packed_plans or {}).get(dtype)
+        if key is not None and cached is not None and cached[0] == key:
+            return cached[1]
+        plan = build()
+        if key is not None:
+            self._packed_plans = {**(self._packed_plans or {}), dtype: (key, plan)}
+        return plan
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "_packed_plans": None}
 
 
 def pack_conv1d(weight: torch.Tensor, bias: Optional[torch.Tensor], dtype: torch.dtype, padding: int,

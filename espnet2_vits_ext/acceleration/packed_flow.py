@@ -25,7 +25,7 @@ from typing import List, NamedTuple, Optional
 import torch
 
 from espnet2_vits_ext.acceleration.packed_conv import (
-    CHANNELS_LAST, PackedConv, conv, conv_add, pack_conv1d, parameter_key, plan_dtype, runs_natively,
+    CHANNELS_LAST, PackedConv, conv, conv_add, pack_conv1d, plan_dtype, runs_natively,
 )
 from espnet2_vits_ext.layers.conv_norm import effective_weight
 
@@ -96,21 +96,6 @@ def _pack_coupling(coupling, dtype: torch.dtype, frames: int) -> _CouplingPlan:
     )
 
 
-def _plans(flow, dtype: torch.dtype, frames: int) -> List[_CouplingPlan]:
-    """The flow's coupling layers packed for ``dtype``, cached on the flow until one of its
-    parameters changes (``flow._packed_plans``: dtype -> (parameter key, plans))."""
-    key = parameter_key(flow.modules())
-    if flow._packed_plans is None:
-        flow._packed_plans = {}
-    cached = flow._packed_plans.get(dtype)
-    if key is not None and cached is not None and cached[0] == key:
-        return cached[1]
-    plans = [_pack_coupling(layer, dtype, frames) for layer in flow.flows if hasattr(layer, "encoder")]
-    if key is not None:
-        flow._packed_plans[dtype] = (key, plans)
-    return plans
-
-
 def inverse(flow, z_p: torch.Tensor, g: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The flow's inverse on the packed plan (call only where :func:`applies`).
 
@@ -123,7 +108,10 @@ def inverse(flow, z_p: torch.Tensor, g: Optional[torch.Tensor] = None) -> torch.
         Tensor: ``z`` (1, C, T_feats), float32.
     """
     dtype = plan_dtype(flow.inference_precision)
-    plans = iter(reversed(_plans(flow, dtype, z_p.size(2))))
+    frames = z_p.size(2)
+    couplings = [layer for layer in flow.flows if hasattr(layer, "encoder")]
+    plans = flow.packed_plan(dtype, lambda: [_pack_coupling(layer, dtype, frames) for layer in couplings])
+    plans = iter(reversed(plans))
     x = z_p.unsqueeze(2).contiguous(memory_format=CHANNELS_LAST)  # (1, C, 1, T)
     with torch.autocast("cpu", enabled=False):
         for layer in reversed(flow.flows):

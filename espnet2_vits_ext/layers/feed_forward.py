@@ -14,6 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from espnet2_vits_ext.acceleration import packed_feed_forward
+from espnet2_vits_ext.acceleration.packed_conv import PackedPlanCache
+
 # ESPnet's ``get_activation`` names. ESPnet's Swish is x * sigmoid(x), i.e. SiLU.
 _ACTIVATIONS = {
     "hardtanh": nn.Hardtanh,
@@ -53,10 +56,12 @@ class PositionwiseFeedForward(nn.Module):
         return self.w_2(self.dropout(self.activation(self.w_1(x))))
 
 
-class MultiLayeredConv1d(nn.Module):
+class MultiLayeredConv1d(PackedPlanCache, nn.Module):
     """``conv1d``: Conv1d -> ReLU -> dropout -> Conv1d ("same" padding), as in FastSpeech.
 
     The activation is always ReLU here, whatever ``activation_type`` says (as in ESPnet).
+    Synthesis on CPU runs on prepacked weights
+    (:mod:`espnet2_vits_ext.acceleration.packed_feed_forward`).
     """
 
     def __init__(self, in_chans: int, hidden_chans: int, kernel_size: int, dropout_rate: float):
@@ -67,6 +72,8 @@ class MultiLayeredConv1d(nn.Module):
         self.dropout = nn.Dropout(dropout_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if packed_feed_forward.applies(self.w_1, x):
+            return packed_feed_forward.forward(self, self.w_1, self.w_2, x.contiguous())
         if self.w_1.kernel_size[0] == 1 and not (self.training and self.dropout.p > 0):
             return _conv_time(self.w_2, torch.relu(_conv_time(self.w_1, x)))
         # Stay channel-first between the two convolutions. With dropout on, this is also

@@ -21,6 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from espnet2_vits_ext.acceleration import packed_feed_forward
+from espnet2_vits_ext.acceleration.packed_conv import PackedPlanCache
+
 # A large negative score rather than -inf: a fully padded row then stays finite (the
 # original implementation uses the same value, so padded positions match it too).
 MASKED_SCORE = -1e4
@@ -122,8 +125,11 @@ class RelativePositionSelfAttention(nn.Module):
         return self.output(attended)
 
 
-class ConvFeedForward(nn.Module):
+class ConvFeedForward(PackedPlanCache, nn.Module):
     """Two same-padded convolutions over time with a ReLU between, masked before each.
+
+    Synthesis on CPU runs on prepacked weights
+    (:mod:`espnet2_vits_ext.acceleration.packed_feed_forward`).
 
     Args:
         channels: Model width C.
@@ -140,18 +146,23 @@ class ConvFeedForward(nn.Module):
         self.conv_2 = nn.Conv1d(hidden_channels, channels, kernel_size)
         self.dropout = nn.Dropout(dropout_rate)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
         """Apply the block.
 
         Args:
-            x: Input (B, C, T).
-            mask: (B, 1, T), 1 on tokens.
+            x: Input (B, T, C).
+            mask: (B, 1, T), 1 on tokens; None when nothing is padded.
 
         Returns:
-            Tensor: (B, C, T), zero on padding.
+            Tensor: (B, T, C), zero on padding.
         """
+        if packed_feed_forward.applies(self.conv_1, x):
+            return packed_feed_forward.forward(self, self.conv_1, self.conv_2, x.contiguous(), mask)
+        x = x.transpose(1, 2)
+        if mask is None:
+            mask = x.new_ones(1, 1, 1)
         h = self.dropout(torch.relu(self._same_conv(self.conv_1, x * mask)))
-        return self._same_conv(self.conv_2, h * mask) * mask
+        return (self._same_conv(self.conv_2, h * mask) * mask).transpose(1, 2)
 
     def _same_conv(self, conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
         left, right = self.padding
@@ -218,6 +229,6 @@ class RelativePositionTransformer(nn.Module):
         blocks = zip(self.attention_layers, self.attention_norms, self.feed_forward_layers, self.feed_forward_norms)
         for attention, attention_norm, feed_forward, feed_forward_norm in blocks:
             x = attention_norm(x + self.dropout(attention(x, masked)))
-            y = feed_forward(x.transpose(1, 2), mask).transpose(1, 2)
+            y = feed_forward(x, None if masked is None else mask)
             x = feed_forward_norm(x + self.dropout(y))
         return x * time_mask

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from espnet2_vits_ext.acceleration import packed_flow
+from espnet2_vits_ext.acceleration.packed_conv import PackedPlanCache
 from espnet2_vits_ext.layers.flip_flow import FlipFlow, FlowOutput
 from espnet2_vits_ext.layers.wavenet import vits_wavenet
 
@@ -120,7 +121,7 @@ class ResidualAffineCouplingLayer(nn.Module):
         return x, logdet
 
 
-class ResidualAffineCouplingBlock(nn.Module):
+class ResidualAffineCouplingBlock(PackedPlanCache, nn.Module):
     """The flow ``f`` of VITS: coupling layers, each followed by a channel flip.
 
     Args:
@@ -136,6 +137,7 @@ class ResidualAffineCouplingBlock(nn.Module):
         bias (bool): Give the WaveNets' convolutions biases.
         use_only_mean (bool): Shift-only coupling layers (volume-preserving).
 
+    Synthesis on CPU runs on prepacked weights (:mod:`espnet2_vits_ext.acceleration.packed_flow`).
     """
 
     def __init__(
@@ -175,12 +177,6 @@ class ResidualAffineCouplingBlock(nn.Module):
         # FastVITS.set_inference_precision together with the decoder's. The decoder casts
         # z to bfloat16 anyway, so this adds an error of the same size (~0.4% relative).
         self.inference_precision = "fp32"
-        # Synthesis on CPU runs on prepacked weights (acceleration/packed_flow), kept here.
-        self._packed_plans = None
-
-    def __getstate__(self):
-        # Copies and pickles rebuild the packed weights on demand.
-        return dict(self.__dict__, _packed_plans=None)
 
     def forward(
         self,
