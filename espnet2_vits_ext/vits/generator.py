@@ -309,10 +309,17 @@ class VITSGenerator(torch.nn.Module):
         feats_lengths = torch.clamp_min(durations.sum(1), 1).long()
         feats_mask = non_pad_mask(feats_lengths)  # (B, T_feats): a sync, needed for T_feats
         attention = durations_to_path(durations, text_mask[:, 0] > 0, feats_mask).to(token_means.dtype)
-        # (B, T_feats, T_text) @ (B, T_text, H) -> (B, T_feats, H) -> (B, H, T_feats)
-        prior_means = torch.matmul(attention, token_means.transpose(1, 2)).transpose(1, 2)
-        prior_log_stds = torch.matmul(attention, token_log_stds.transpose(1, 2)).transpose(1, 2)
-        z_p = prior_means + torch.randn_like(prior_means) * torch.exp(prior_log_stds) * noise_scale
+        # The prior of each frame is its token's: ``attention @ stats`` as a gather (the same
+        # numbers: each row of the path is one-hot or zero).
+        prior_means = expand_to_frames(token_means, durations, feats_mask.size(1))  # (B, H, T_feats)
+        z_p = prior_means
+        if noise_scale != 0:  # noise off draws nothing (the result is the same)
+            prior_log_stds = expand_to_frames(token_log_stds, durations, feats_mask.size(1))
+            # ESPnet draws into a transposed (B, T_feats, H) buffer (its prior is a transposed
+            # matmul output); the same strides give the same noise from the same seed.
+            batch, channels, frames = prior_means.shape
+            noise = prior_means.new_empty(batch, frames, channels).transpose(1, 2).normal_()
+            z_p = prior_means + noise * torch.exp(prior_log_stds) * noise_scale
         feats_mask = feats_mask.unsqueeze(1).to(z_p.dtype)  # (B, 1, T_feats)
         z = self.flow(z_p, feats_mask, g=g, inverse=True)
         return SynthesisLatent((z * feats_mask)[:, :, :max_len], g, attention, durations)
