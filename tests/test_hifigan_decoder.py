@@ -160,8 +160,8 @@ def test_folded_inference_path(name):
 
 
 @pytest.mark.parametrize("name", ["tiny", "tiny_global", "piper_type2_odd_scale"])
-@pytest.mark.parametrize("chunk_elements", [1, 200])
-def test_packed_path_in_time_chunks_equals_whole_signal(name, chunk_elements, monkeypatch):
+@pytest.mark.parametrize("chunk_bytes", [1, 800])
+def test_packed_path_in_time_chunks_equals_whole_signal(name, chunk_bytes, monkeypatch):
     """The packed CPU path runs each stage in time chunks with a halo; tiny chunks (one
     input sample each, or a few) must give ESPnet's waveform, edges included."""
     from espnet2_vits_ext.acceleration import packed_decoder
@@ -176,7 +176,7 @@ def test_packed_path_in_time_chunks_equals_whole_signal(name, chunk_elements, mo
         expected = ref(c, g)
         assert packed_decoder.applies(ours, c)
         whole = ours(c, g)  # one chunk per stage at the default chunk size
-        monkeypatch.setattr(packed_decoder, "CHUNK_ELEMENTS", chunk_elements)
+        monkeypatch.setattr(packed_decoder, "CHUNK_BYTES", chunk_bytes)
         chunked = ours(c, g)
     assert chunked.shape == expected.shape
     assert_close(chunked, expected)
