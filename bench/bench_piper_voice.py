@@ -152,16 +152,18 @@ def measure_time(args, ids: list) -> dict:
     result = dict(threads=args.threads, characters=len(LONG_SENTENCE), phoneme_ids=len(ids), audio_s=audio_s)
     for variant, figures in timing.items():
         result[variant] = dict(rtf=figures["median_s"] / audio_s, **figures)
-    base = timing["ort-fp32"]["median_s"]
-    result["speedup_over_ort_fp32"] = {variant: base / figures["median_s"] for variant, figures in timing.items()}
-    # Piper's runtime gives a sentence in one piece: its first audio is the whole synthesis.
-    result["first_audio_s"] = {"ort-fp32": timing["ort-fp32"]["median_s"]}
+    result["first_audio_s"] = {}
+    if "ort-fp32" in timing:
+        base = timing["ort-fp32"]["median_s"]
+        result["speedup_over_ort_fp32"] = {variant: base / figures["median_s"] for variant, figures in timing.items()}
+        # Piper's runtime gives a sentence in one piece: its first audio is the whole synthesis.
+        result["first_audio_s"]["ort-fp32"] = base
     if model is not None:
         for precision in ("fp32", "bf16"):
             if f"ours-{precision}" in steps:
                 latencies = [ours_first_audio_s(model, ids, precision) for _ in range(args.repeats)]
                 result["first_audio_s"][f"ours-{precision}-streaming"] = float(np.median(latencies))
-        if "ours-fp32" in waves:
+        if "ours-fp32" in waves and "ort-fp32" in waves:
             ours, ort = waves["ours-fp32"], waves["ort-fp32"]
             result["samples"] = dict(ours=len(ours), ort=len(ort))
             frames = min(len(ours), len(ort))

@@ -17,7 +17,12 @@ import yaml
 from helpers.tiny_configs import TINY_MEL_LOSS_PARAMS, tiny_tts_conf
 from espnet2_vits_ext.train.task import ResilientGANTTSTask
 from espnet2_vits_ext.vits.fast_vits import FastVITS
-from espnet2_vits_ext.vits.hop_length import check_hop_lengths
+from espnet2_vits_ext.vits.hop_length import (
+    DEFAULT_FEATS_EXTRACT,
+    FEATS_EXTRACTORS,
+    check_hop_lengths,
+    feats_extractor_class,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,6 +73,19 @@ def test_whole_config_check_names_the_file_and_both_numbers(which, value, messag
     with pytest.raises(ValueError) as refused:
         check_hop_lengths(_with(_tiny_config(), which, value), "tiny.yaml")
     assert str(refused.value) == f"tiny.yaml: {message}"
+
+
+def test_the_feature_extractor_table_is_espnets():
+    """The check imports the one extractor a config names, not ESPnet's task module: its
+    table must be the task's choices, with the same default."""
+    from espnet2.tasks.gan_tts import feats_extractor_choices
+
+    assert set(FEATS_EXTRACTORS) == set(feats_extractor_choices.classes)
+    for name, cls in feats_extractor_choices.classes.items():
+        assert feats_extractor_class(name) is cls
+    assert DEFAULT_FEATS_EXTRACT == feats_extractor_choices.default
+    with pytest.raises(ValueError, match="feats_extract must be one of"):
+        check_hop_lengths(dict(_tiny_config(), feats_extract="mfcc"), "x.yaml")
 
 
 def test_a_missing_key_means_the_default_of_what_reads_it():

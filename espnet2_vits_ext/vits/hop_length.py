@@ -13,6 +13,7 @@ feature extractor); :func:`check_hop_lengths` checks a whole training config (th
 task's ``build_model`` and ``local/check_train_config.py`` before stage 4).
 """
 
+import importlib
 import inspect
 import math
 from typing import Any, Dict, Mapping, Optional
@@ -75,18 +76,34 @@ def check_model_hops(
         raise ValueError(_mismatch(decoder, "mel_loss_params.hop_length", mel, source))
 
 
+# ESPnet's GAN-TTS feature extractors (``espnet2.tasks.gan_tts.feats_extractor_choices``) by
+# the module that defines each. Importing only the one a config names takes ~3 s where the
+# task module takes ~11 s, and the recipe checks every config before training
+# (tests/test_hop_length.py holds this table to ESPnet's).
+FEATS_EXTRACTORS = {
+    "fbank": ("espnet2.tts.feats_extract.log_mel_fbank", "LogMelFbank"),
+    "log_spectrogram": ("espnet2.tts.feats_extract.log_spectrogram", "LogSpectrogram"),
+    "linear_spectrogram": ("espnet2.tts.feats_extract.linear_spectrogram", "LinearSpectrogram"),
+}
+DEFAULT_FEATS_EXTRACT = "linear_spectrogram"
+
+
+def feats_extractor_class(name: str) -> type:
+    """ESPnet's feature extractor class for a ``feats_extract`` name of :data:`FEATS_EXTRACTORS`."""
+    module, cls = FEATS_EXTRACTORS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
 def _feats_extract_hop(config: Mapping[str, Any]) -> Optional[int]:
     """The feature extractor's frame shift, or None when the config has no extractor."""
-    # Imported here: the task module is heavy and only whole-config checks need it.
-    from espnet2.tasks.gan_tts import feats_extractor_choices
-
-    name = config.get("feats_extract", feats_extractor_choices.default)
+    name = config.get("feats_extract", DEFAULT_FEATS_EXTRACT)
     if name is None:
         return None
+    if name not in FEATS_EXTRACTORS:
+        raise ValueError(f"feats_extract must be one of {sorted(FEATS_EXTRACTORS)}, got {name!r}")
     hop = (config.get("feats_extract_conf") or {}).get("hop_length")
     if hop is None:
-        cls = feats_extractor_choices.get_class(name)
-        hop = _default(cls, "hop_length")
+        hop = _default(feats_extractor_class(name), "hop_length")
     return int(hop)
 
 
