@@ -82,11 +82,9 @@ def _pack_gated_layer(layer, dtype: torch.dtype, frames: int, last: bool) -> _Ga
 
 
 def _pack_coupling(coupling, dtype: torch.dtype, frames: int) -> _CouplingPlan:
+    """Pack one coupling layer; its WaveNet has the layout ``vits_wavenet`` builds (no first or
+    last conv, no local conditioning, unscaled residuals)."""
     wavenet = coupling.encoder
-    if wavenet.use_first_conv or wavenet.use_last_conv or any(
-        layer.conv1x1_aux is not None or layer.scale_residual for layer in wavenet.conv_layers
-    ):
-        raise ValueError("packed flow: the coupling WaveNet is not the VITS layout")
     skip_scale = math.sqrt(1.0 / len(wavenet.conv_layers)) if wavenet.scale_skip_connect else 1.0
     last = len(wavenet.conv_layers) - 1
     return _CouplingPlan(

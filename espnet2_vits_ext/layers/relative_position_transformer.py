@@ -15,7 +15,7 @@ VITS uses Conformer blocks instead (:mod:`espnet2_vits_ext.layers.conformer`);
 """
 
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -29,34 +29,28 @@ from espnet2_vits_ext.acceleration.packed_conv import PackedPlanCache
 MASKED_SCORE = -1e4
 
 
-def add_band_(scores: torch.Tensor, band: torch.Tensor, window: int) -> torch.Tensor:
-    """Add ``band`` to the diagonals of ``scores`` near the main one, in place.
+def relative_index_tables(length: int, window: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Index tables between absolute key positions and windowed relative offsets.
 
     Args:
-        scores: (..., T, T), entry (i, j) for query i and key j.
-        band: (..., T, 2 * window + 1); slot ``r + window`` of row i is added at (i, i + r)
-            for every offset ``|r| <= window`` that stays inside the sequence.
-        window: Offsets on each side.
+        length: Tokens T.
+        window: Offsets -window..window have embeddings (2 * window + 1 of them).
+        device: Where to build the tables.
 
     Returns:
-        Tensor: ``scores``.
+        Tensor: (T, T) long; entry (i, j) is the offset slot ``j - i + window`` of the
+            pair, or ``2 * window + 1`` (a zero column) when ``|j - i| > window``.
+        Tensor: (T, 2 * window + 1) long; entry (i, r) is the key position
+            ``i + r - window``, or ``T`` (a zero column) when outside the sequence.
     """
-    length = scores.size(-1)
-    for offset in range(-min(window, length - 1), min(window, length - 1) + 1):
-        rows = slice(max(0, -offset), length - max(0, offset))  # queries whose key i + r exists
-        scores.diagonal(offset, -2, -1).add_(band[..., rows, offset + window])
-    return scores
-
-
-def band_of(scores: torch.Tensor, window: int) -> torch.Tensor:
-    """The diagonals of ``scores`` (..., T, T) near the main one as (..., T, 2 * window + 1):
-    slot ``r + window`` of row i is entry (i, i + r), zero where i + r is outside."""
-    length = scores.size(-1)
-    band = scores.new_zeros(*scores.shape[:-1], 2 * window + 1)
-    for offset in range(-min(window, length - 1), min(window, length - 1) + 1):
-        rows = slice(max(0, -offset), length - max(0, offset))
-        band[..., rows, offset + window] = scores.diagonal(offset, -2, -1)
-    return band
+    positions = torch.arange(length, device=device)
+    offsets = positions[None, :] - positions[:, None]  # (T, T): j - i
+    outside = offsets.abs() > window
+    to_slot = torch.where(outside, torch.full_like(offsets, 2 * window + 1), offsets + window)
+    slots = torch.arange(-window, window + 1, device=device)
+    keys = positions[:, None] + slots[None, :]  # (T, 2w+1)
+    to_key = torch.where((keys < 0) | (keys >= length), torch.full_like(keys, length), keys)
+    return to_slot, to_key
 
 
 class RelativePositionSelfAttention(nn.Module):
@@ -95,13 +89,12 @@ class RelativePositionSelfAttention(nn.Module):
         batch, length, _ = x.shape
         return x.view(batch, length, self.heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
 
-    def forward(self, x: torch.Tensor, masked: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pair_mask: torch.Tensor) -> torch.Tensor:
         """Attend over the sequence.
 
         Args:
             x: Input (B, T, C).
-            masked: (B, 1, T, T) bool, True where query or key is padding; None when
-                nothing is.
+            pair_mask: (B, 1, T, T), nonzero where query and key are both tokens.
 
         Returns:
             Tensor: (B, T, C).
@@ -110,17 +103,22 @@ class RelativePositionSelfAttention(nn.Module):
         query = self._split_heads(self.query(x)) / math.sqrt(self.head_dim)
         key = self._split_heads(self.key(x))
         value = self._split_heads(self.value(x))
-        # Relative keys: (B, H, T, D) @ (D, 2w+1) scores each query against the offsets in
-        # the window, added onto the diagonals of the band (far pairs get no term).
+        to_slot, to_key = relative_index_tables(length, self.window, x.device)
+
         scores = torch.matmul(query, key.transpose(-2, -1))  # (B, H, T, T)
-        add_band_(scores, torch.matmul(query, self.emb_rel_k[0].transpose(0, 1)), self.window)
-        if masked is not None:
-            scores = scores.masked_fill(masked, MASKED_SCORE)
+        # (B, H, T, D) @ (D, 2w+1) -> (B, H, T, 2w+1), then scattered to absolute keys.
+        relative_scores = torch.matmul(query, self.emb_rel_k[0].transpose(0, 1))
+        relative_scores = F.pad(relative_scores, (0, 1))  # the zero slot for far pairs
+        scores = scores + relative_scores.gather(-1, to_slot.expand(batch, self.heads, length, length))
+        scores = scores.masked_fill(pair_mask == 0, MASKED_SCORE)
         probabilities = self.dropout(torch.softmax(scores, dim=-1))
 
         attended = torch.matmul(probabilities, value)  # (B, H, T, D)
-        # Relative values: the probability mass at each offset of the window.
-        attended = attended + torch.matmul(band_of(probabilities, self.window), self.emb_rel_v[0])
+        # Probability mass at each offset slot: (B, H, T, T+1) gathered to (B, H, T, 2w+1).
+        slot_probabilities = F.pad(probabilities, (0, 1)).gather(
+            -1, to_key.expand(batch, self.heads, length, 2 * self.window + 1)
+        )
+        attended = attended + torch.matmul(slot_probabilities, self.emb_rel_v[0])
         attended = attended.transpose(1, 2).reshape(batch, length, channels)
         return self.output(attended)
 
@@ -223,12 +221,10 @@ class RelativePositionTransformer(nn.Module):
         """
         time_mask = mask.transpose(1, 2)  # (B, T, 1)
         pair_mask = mask.unsqueeze(2) * mask.unsqueeze(-1)  # (B, 1, T, T)
-        masked = pair_mask == 0
-        masked = masked if bool(masked.any()) else None  # masking nothing changes nothing
         x = x * time_mask
         blocks = zip(self.attention_layers, self.attention_norms, self.feed_forward_layers, self.feed_forward_norms)
         for attention, attention_norm, feed_forward, feed_forward_norm in blocks:
-            x = attention_norm(x + self.dropout(attention(x, masked)))
-            y = feed_forward(x, None if masked is None else mask)
+            x = attention_norm(x + self.dropout(attention(x, pair_mask)))
+            y = feed_forward(x, mask)
             x = feed_forward_norm(x + self.dropout(y))
         return x * time_mask
