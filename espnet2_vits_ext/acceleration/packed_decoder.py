@@ -130,7 +130,7 @@ def forward(decoder, c: torch.Tensor, g: Optional[torch.Tensor] = None) -> torch
 
 
 def _input_stage(decoder, plan: DecoderPlan, c: torch.Tensor, g: Optional[torch.Tensor]) -> torch.Tensor:
-    """``act(inputconv(c) [+ globalconv(g)])`` as (B, C, 1, T_frames), channels-last (the
+    """``act(input_conv(c) [+ global_conv(g)])`` as (B, C, 1, T_frames), channels-last (the
     layout every kernel below keeps; a 1-D conv is a 2-D conv of height 1)."""
     slope = decoder._slope
     x = c.unsqueeze(2).contiguous(memory_format=CHANNELS_LAST)

@@ -26,6 +26,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from espnet2_vits_ext.acceleration.packed_conv import parameter_key
 from espnet2_vits_ext.layers.conv_norm import effective_weight, leaky_slope
 
 OUTPUT_SLOPE = 0.01  # the output LeakyReLU has torch's default slope, as in HiFi-GAN
@@ -120,11 +121,10 @@ def folded_weights(decoder, x: torch.Tensor) -> List[Tuple[torch.Tensor, Optiona
         return _fold(layers, None)
     device = x.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
-    try:
-        params = [p for conv, _ in layers for p in conv._parameters.values() if p is not None]
-        key = (dtype, [(p.data_ptr(), p._version) for p in params])
-    except RuntimeError:  # parameters made under inference_mode have no version counter
+    parameters = parameter_key(conv for conv, _ in layers)
+    if parameters is None:  # parameters made under inference_mode: nothing to key a cache on
         return _fold(layers, dtype)
+    key = (dtype, parameters)
     if decoder._folded is None or decoder._folded[0] != key:
         decoder._folded = (key, _fold(layers, dtype))
     return decoder._folded[1]

@@ -15,7 +15,7 @@ VITS uses Conformer blocks instead (:mod:`espnet2_vits_ext.layers.conformer`);
 """
 
 import math
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 import torch.nn.functional as F
@@ -144,12 +144,12 @@ class ConvFeedForward(PackedPlanCache, nn.Module):
         self.conv_2 = nn.Conv1d(hidden_channels, channels, kernel_size)
         self.dropout = nn.Dropout(dropout_rate)
 
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Apply the block.
 
         Args:
             x: Input (B, T, C).
-            mask: (B, 1, T), 1 on tokens; None when nothing is padded.
+            mask: (B, 1, T), 1 on tokens.
 
         Returns:
             Tensor: (B, T, C), zero on padding.
@@ -157,8 +157,6 @@ class ConvFeedForward(PackedPlanCache, nn.Module):
         if packed_feed_forward.applies(self.conv_1, x):
             return packed_feed_forward.forward(self, self.conv_1, self.conv_2, x.contiguous(), mask)
         x = x.transpose(1, 2)
-        if mask is None:
-            mask = x.new_ones(1, 1, 1)
         h = self.dropout(torch.relu(self._same_conv(self.conv_1, x * mask)))
         return (self._same_conv(self.conv_2, h * mask) * mask).transpose(1, 2)
 
