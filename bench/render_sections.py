@@ -96,6 +96,54 @@ def presets_section(presets: dict) -> List[str]:
     return lines + [""]
 
 
+def alternatives_section(int8: Optional[dict], compiled: Optional[dict]) -> List[str]:
+    """Section 7: the paths to 3x ESPnet that were measured and left out: int8, ``torch.compile``."""
+    lines = ["## 7. Paths to 3x measured and left out: an int8 decoder, `torch.compile`", ""]
+    if int8:
+        lines += ["int8 (`bench/bench_int8_decoder.py`): oneDNN's int8 convolution (u8 activations, one scale per "
+                  "tensor; s8 weights, one scale per output channel) against our prepacked bf16 one, on a time chunk "
+                  f"of each LJSpeech decoder stage, {int8['threads']} threads:", "",
+                  "| channels x kernel x samples | bf16 GFLOP/s | int8 GFLOP/s | int8 speed-up | int8 conv ms |",
+                  "|---|---|---|---|---|"]
+        for row in int8["kernels"]:
+            lines.append(f"| {row['channels']} x {row['kernel']} x {row['samples']} | {_fmt(row['bf16_gflops'], 0)} | "
+                         f"{_fmt(row['int8_gflops'], 0)} | {_fmt(row['int8_speedup'], 2)}x | {_fmt(row['int8_conv_ms'], 2)} |")
+        quality = int8["quality"]["mcd_db"]
+        largest = max(row["kernel_vs_emulation_rel"] for row in int8["kernels"])
+        lines += ["", f"Quality on joe (the 299-character sentence, {_fmt(int8['quality']['audio_s'], 1)} s, noise off; "
+                  "MCD from ours fp32, frames paired). The decoder gets the shared fp32 latent; its convolutions "
+                  "see int8-rounded inputs and weights as the kernel does (the emulation matches the kernel to a "
+                  f"relative {largest:.0e}):", "",
+                  "| variant | MCD dB, scale from the largest magnitude | MCD dB, scale from the 99.99th percentile |",
+                  "|---|---|---|",
+                  f"| bf16 (ours, flow and decoder) | {_fmt(quality['bf16'], 2)} | |"]
+        for name, label in (("first_stage", "int8 first stage"), ("first_two_stages", "int8 first two stages"),
+                            ("all_stages", "int8 all stages")):
+            lines.append(f"| {label} | {_fmt(quality[f'int8_{name}_max'], 2)} | {_fmt(quality[f'int8_{name}_p99.99'], 2)} |")
+        lines += ["", "- The kernels would double bf16's speed, but int8 on the first stage alone already adds more "
+                  "distance than all of bf16, and int8 where the speed is (the first two stages: two thirds of the "
+                  "LJSpeech decoder's FLOPs) comes near the distance of Piper's default sampling noise (3.84 dB on joe, section \"Trained voice\"): "
+                  "not the same voice at another precision. Per-tensor activation scales are what HiFi-GAN's signals cannot take; finer "
+                  "scales need calibration data at import and a kernel that folds them, left for a quality-first "
+                  "study.", ""]
+    if compiled:
+        lines += [f"`torch.compile` (`bench/bench_torch_compile.py`): Inductor with `freezing` and `cpp.weight_prepack` "
+                  "on the plain decoder function (LJSpeech decoder, "
+                  f"{compiled['frames']} frames, {_fmt(compiled['audio_s'], 2)} s of audio, {compiled['threads']} threads), "
+                  "against our packed decoder and the plain function eager, interleaved:", "",
+                  "| precision | compile s | RTF compiled | RTF packed (ours) | RTF plain eager | compiled vs packed, largest difference |",
+                  "|---|---|---|---|---|---|"]
+        for precision in ("fp32", "bf16"):
+            if precision in compiled:
+                row = compiled[precision]
+                lines.append(f"| {precision} | {_fmt(row['compile_s'], 0)} | {_fmt(row['rtf']['compiled'])} | "
+                             f"{_fmt(row['rtf']['packed'])} | {_fmt(row['rtf']['plain'])} | "
+                             f"{row['max_abs_diff_compiled_vs_packed']:.1e} |")
+        lines += ["", "- Compiled is slower than our packed decoder in both precisions (and compiles per sentence "
+                  "length unless dynamic): dropped.", ""]
+    return lines if len(lines) > 2 else []
+
+
 ESPNET_ON_JOE = [
     "## ESPnet's own VITS on joe's weights: not possible", "",
     "Checked against the installed ESPnet (202511), `espnet2/gan_tts/vits/`:",

@@ -13,11 +13,12 @@ With ``--only``, the other benchmarks' figures are kept from the existing output
 
 Also ours vs Piper's runtime (ONNX Runtime) on the trained voice joe (RTF, first audio, peak
 memory), streaming's first audio and seams on joe, and Piper's four presets (parameters, GFLOP
-per audio second, RTF fp32/bf16). Sections written by hand (``render_sections.KEPT_HEADINGS``)
+per audio second, RTF fp32/bf16); and the paths to 3x ESPnet measured and left out: an int8
+decoder (kernel speed, quality on joe) and ``torch.compile``. Sections written by hand (``render_sections.KEPT_HEADINGS``)
 are kept as they are in the output file.
 
 Usage: python bench/run_benchmarks.py [--corpus /path/to/ljspeech] [--quick]
-           [--only limits synthesis train alignment data_prep piper_voice streaming presets]
+           [--only limits synthesis train alignment data_prep piper_voice streaming presets int8 compile]
            [--output bench/RESULTS.md]
 """
 
@@ -34,6 +35,7 @@ from pathlib import Path
 from common import REPO, machine_description, precisions_here, run_isolated
 from render_sections import (
     ESPNET_ON_JOE,
+    alternatives_section,
     gpu_lines,
     kept_sections,
     piper_voice_section,
@@ -42,7 +44,8 @@ from render_sections import (
 )
 
 DEFAULT_CORPUS = Path("/work/shared/ljspeech-mini")
-BENCHMARKS = ("limits", "synthesis", "train", "alignment", "data_prep", "piper_voice", "streaming", "presets")
+BENCHMARKS = ("limits", "synthesis", "train", "alignment", "data_prep", "piper_voice", "streaming", "presets",
+              "int8", "compile")
 # What must not change between figures kept from an earlier run and new ones (``--only``).
 SAME_MACHINE_KEYS = ("cpu", "cores", "isa", "torch", "espnet")
 TARGETS = dict(synthesis_bf16=3.0, synthesis_fp32=1.0, train=1.0, alignment=1.0)
@@ -96,6 +99,10 @@ def run_all(args) -> dict:
         results["streaming"] = stage("streaming", "bench_streaming.py", repeats["synthesis"])[0]
     if "presets" in args.only:
         results["presets"] = stage("presets", "bench_presets.py", repeats["synthesis"])[0]
+    if "int8" in args.only and "bf16" in precisions_here():
+        results["int8"] = stage("int8", "bench_int8_decoder.py", [])[0]
+    if "compile" in args.only:
+        results["compile"] = stage("compile", "bench_torch_compile.py", [])[0]
     if "data_prep" in args.only:
         if args.corpus is not None and (args.corpus / "metadata.csv").exists():
             results["data_prep"] = stage(
@@ -123,11 +130,12 @@ NOTES = [
     "narrow late stages of the decoder; in bf16 the decoder's convolutions run close to the peak (the "
     "32-channel stage lowest), and the text encoder and the flow, still in fp32, are the largest remaining "
     "share of the time.",
-    "- Synthesis, not tried: the text encoder and the flow in bf16; `torch.compile` (minutes of compile on "
-    "2 cores, a recompile per new length unless dynamic; oneDNN already gets fused post-ops here); an ONNX "
-    "Runtime path of our own (ONNX Runtime on Piper's own graph is the peer of section 5); int8 (VNNI would double the peak again, but needs "
-    "calibration and a quality study); cache-blocking across layers (depth-first over time chunks with "
-    "halos).",
+    "- Synthesis, measured and left out (section 7): an int8 decoder (oneDNN's int8 kernels are 2x bf16's, "
+    "but per-tensor int8 activations take the voice about as far from fp32 as another sampling noise) and "
+    "`torch.compile` (slower than the packed decoder in fp32 and bf16). Not tried: an ONNX Runtime path of "
+    "our own (ONNX Runtime on Piper's own graph is the peer of section 5); cache-blocking across layers "
+    "(depth-first over time chunks with halos; in a development profile the convolutions ran at ~90% of the bf16 peak in "
+    "the wide stages, and the elementwise work left between them was ~5% of the decoder).",
     "- Training: the benchmark found that a seeded step did not give ESPnet's losses (text encoder: ESPnet "
     "draws layer-drop numbers at every call, and dropout masks follow memory layout): fixed, the first-step "
     "losses are now equal. `conf/train.yaml` uses AdamW's `fused: true` (the same update in one kernel); "
@@ -174,10 +182,10 @@ def bf16_bound_note(synthesis: dict, min_rtf: dict) -> str:
             f"faster than ESPnet's fp32 here. ")
     if ceiling < target:
         return text + (f"The {target:.0f}x target is out of reach on this CPU for the same work: it needs a "
-                       "faster bf16 unit (AMX) or less work per sample (int8, a smaller decoder).")
+                       "faster bf16 unit (AMX) or less work per sample (a smaller decoder; int8: section 7).")
     return text + (f"{target:.0f}x needs {_fmt(100 * target / ceiling, 0)}% of the bf16 peak over the whole "
                    f"synthesis; ours runs at {_fmt(100 * min_rtf['bf16'] / ours_rtf, 0)}%. What is left is "
-                   "listed under \"not tried\" below.")
+                   "in section 7 and under \"What was done, tried and left\" below.")
 
 
 def _header_lines(results: dict, machine_after: dict, command: str) -> List[str]:
@@ -378,6 +386,7 @@ def render(results: dict, machine_after: dict, command: str, previous_text: str 
         lines += piper_voice_section(results["piper_voice"], results.get("piper_voice_memory", {}), results.get("streaming"))
     if results.get("presets"):
         lines += presets_section(results["presets"])
+    lines += alternatives_section(results.get("int8"), results.get("compile"))
     lines += ESPNET_ON_JOE + kept_sections(previous_text) + [""] + targets_section(results)
     lines += NOTES + ["## Raw figures", "", "```json", json.dumps(results, indent=1), "```", ""]
     return "\n".join(lines)
