@@ -114,18 +114,27 @@ def alternatives_section(int8: Optional[dict], compiled: Optional[dict]) -> List
                   "MCD from ours fp32, frames paired). The decoder gets the shared fp32 latent; its convolutions "
                   "see int8-rounded inputs and weights as the kernel does (the emulation matches the kernel to a "
                   f"relative {largest:.0e}):", "",
-                  "| variant | MCD dB, scale from the largest magnitude | MCD dB, scale from the 99.99th percentile |",
-                  "|---|---|---|",
-                  f"| bf16 (ours, flow and decoder) | {_fmt(quality['bf16'], 2)} | |"]
+                  "| variant | MCD dB: one activation scale, the largest magnitude | the 99.99th percentile | "
+                  "one scale per channel (a bound for scales folded into the weights) |",
+                  "|---|---|---|---|",
+                  f"| bf16 (ours, flow and decoder) | {_fmt(quality['bf16'], 2)} | | |"]
         for name, label in (("first_stage", "int8 first stage"), ("first_two_stages", "int8 first two stages"),
                             ("all_stages", "int8 all stages")):
-            lines.append(f"| {label} | {_fmt(quality[f'int8_{name}_max'], 2)} | {_fmt(quality[f'int8_{name}_p99.99'], 2)} |")
-        lines += ["", "- The kernels would double bf16's speed, but int8 on the first stage alone already adds more "
-                  "distance than all of bf16, and int8 where the speed is (the first two stages: two thirds of the "
-                  "LJSpeech decoder's FLOPs) comes near the distance of Piper's default sampling noise (3.84 dB on joe, section \"Trained voice\"): "
-                  "not the same voice at another precision. Per-tensor activation scales are what HiFi-GAN's signals cannot take; finer "
-                  "scales need calibration data at import and a kernel that folds them, left for a quality-first "
-                  "study.", ""]
+            lines.append(f"| {label} | " + " | ".join(_fmt(quality[f"int8_{name}_{calibration}"], 2)
+                                                     for calibration in ("max", "p99.99", "channel_max")) + " |")
+        def spread(name: str) -> str:
+            values = [quality[f"int8_{name}_{calibration}"] for calibration in ("max", "p99.99", "channel_max")]
+            return f"{_fmt(min(values), 2)}-{_fmt(max(values), 2)} dB"
+
+        lines += ["", f"- The kernels would run the decoder's convolutions {_fmt(min(r['int8_speedup'] for r in int8['kernels']), 1)}x "
+                  f"faster than bf16, but int8 on the first stage alone is {spread('first_stage')} from fp32, against "
+                  f"{_fmt(quality['bf16'], 2)} dB for all of bf16; where the speed is (the first two stages: two thirds of "
+                  f"the LJSpeech decoder's FLOPs) it is {spread('first_two_stages')}, towards the distance of Piper's "
+                  "default sampling noise (3.84 dB on joe, section \"Trained voice\"): not the same voice at another "
+                  "precision. Even one scale per channel, computed for each call (better than any calibration done "
+                  "once), does not come near bf16 there. The first stage alone (a fifth of the FLOPs, so at most ~10% "
+                  "of the decoder's time saved) with such scales would add about bf16's whole distance again: no "
+                  "int8 mode.", ""]
     if compiled:
         lines += [f"`torch.compile` (`bench/bench_torch_compile.py`): Inductor with `freezing` and `cpp.weight_prepack` "
                   "on the plain decoder function (LJSpeech decoder, "
