@@ -183,6 +183,26 @@ def test_packed_path_in_time_chunks_equals_whole_signal(name, chunk_bytes, monke
     assert_close(chunked, whole, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("first_frames", [5, 60])
+def test_packed_plan_does_not_depend_on_the_first_length(first_frames, monkeypatch):
+    """The plan is packed once, for the chunk windows, not per sentence length (repacking the
+    decoder's weights for every new length would cost more than the chunks it serves): one
+    plan serves lengths shorter and longer than the first, each ESPnet's waveform."""
+    from espnet2_vits_ext.acceleration import packed_decoder
+
+    monkeypatch.setattr(packed_decoder, "CHUNK_BYTES", 800)  # several chunks per stage
+    kwargs = CONFIGS["tiny"]
+    ref, ours = build_pair(kwargs)
+    with torch.inference_mode():
+        c, g = inputs(kwargs, batch=1, frames=first_frames)
+        assert_close(ours(c, g), ref(c, g))
+        plan = ours._packed_plans[torch.float32]
+        for frames in (7, 41, first_frames):
+            c, g = inputs(kwargs, batch=1, frames=frames)
+            assert_close(ours(c, g), ref(c, g))
+            assert ours._packed_plans[torch.float32] is plan
+
+
 def test_inference_method_and_copies():
     kwargs = CONFIGS["tiny_global"]
     ref, ours = build_pair(kwargs)

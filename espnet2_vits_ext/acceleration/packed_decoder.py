@@ -59,25 +59,39 @@ def applies(decoder, c: torch.Tensor) -> bool:
 
 
 class DecoderPlan:
-    """Packed convolutions of one decoder for one dtype, in the decoder's weight order."""
+    """Packed convolutions of one decoder for one dtype, in the decoder's weight order.
+
+    Each stage's convolutions are packed for the width of a whole time chunk with its halos
+    (:func:`_chunking`), which is what they see in all but a sentence's last chunk: oneDNN
+    lays a packed weight out for one input width, and another layout costs a reorder in every
+    call (see :func:`espnet2_vits_ext.acceleration.packed_conv.pack_conv1d`).
+    """
 
     def __init__(self, decoder, folded: list, dtype: torch.dtype, frames: int):
-        """Pack ``folded`` (the decoder's ``(weight, bias)`` list) for signals of about
-        ``frames`` latent frames."""
+        """Pack ``folded`` (the decoder's ``(weight, bias)`` list); ``frames``, the latent
+        length of this call, sizes the input conv (the one conv that sees the whole latent)."""
         self.dtype = dtype
         self.source = folded  # the folded list this plan was built from (identity = key)
+        nb = decoder.num_blocks
+        # Receptive-field radius of each stage's MRF (the deepest block's), in samples.
+        self.radii = [
+            max(sum(layer.padding1 + (layer.padding2 if layer.has_conv2 else 0) for layer in block._specs)
+                for block in decoder.blocks[i * nb:(i + 1) * nb])
+            for i in range(decoder.num_upsamples)
+        ]
+        element_size = torch.empty((), dtype=dtype).element_size()
         weights = iter(folded)
-        steps = frames
-        self.input = pack_conv1d(*next(weights), dtype, decoder._padding, 1, steps)
+        self.input = pack_conv1d(*next(weights), dtype, decoder._padding, 1, frames)
         self.global_weights = next(weights) if decoder.global_channels > 0 else None
         self.upsamples: List[PackedConv] = []
         self.blocks: List[List[Tuple[PackedConv, Optional[PackedConv]]]] = []
-        nb = decoder.num_blocks
         for i, spec in enumerate(decoder._upsample_specs):
+            chunk, halo = _chunking(decoder, self.radii, i, element_size)
+            window = chunk + 2 * halo
             self.upsamples.append(
-                pack_conv1d(*next(weights), dtype, spec.padding, 1, steps, (spec.stride, spec.output_padding))
+                pack_conv1d(*next(weights), dtype, spec.padding, 1, window, (spec.stride, spec.output_padding))
             )
-            steps *= spec.stride
+            steps = window * spec.stride
             for k in range(i * nb, (i + 1) * nb):
                 steps_of_block = []
                 for layer in decoder.blocks[k]._specs:
@@ -88,12 +102,18 @@ class DecoderPlan:
         # The output conv stays fp32 in a bf16 plan: rounding the waveform (and its conv's input)
         # to bf16's 8-bit mantissa cost 1 dB of the 2.3 dB MCD bf16 had on a trained voice.
         self.output = pack_conv1d(*next(weights), torch.float32, decoder._padding, 1, steps)
-        # Receptive-field radius of each stage's MRF (the deepest block's), in samples.
-        self.radii = [
-            max(sum(layer.padding1 + (layer.padding2 if layer.has_conv2 else 0) for layer in block._specs)
-                for block in decoder.blocks[i * nb:(i + 1) * nb])
-            for i in range(len(self.upsamples))
-        ]
+
+
+def _chunking(decoder, radii: List[int], stage: int, element_size: int) -> Tuple[int, int]:
+    """``(chunk, halo)`` of ``stage``, in its input samples: a chunk's output signal holds
+    :data:`CHUNK_BYTES`, and the halo covers the transposed conv's reach (two input samples)
+    and the receptive field of the blocks (and after the last stage, of the output conv)."""
+    stride = decoder._upsample_specs[stage].stride
+    last = stage == decoder.num_upsamples - 1
+    radius = radii[stage] + (decoder._padding if last else 0)
+    halo = 2 + -(-radius // stride)
+    channels = decoder.upsamples[stage][1].out_channels
+    return max(1, CHUNK_BYTES // (element_size * channels * stride)), halo
 
 
 def _plan(decoder, c: torch.Tensor, dtype: torch.dtype) -> DecoderPlan:
@@ -161,14 +181,11 @@ def _stage(decoder, plan: DecoderPlan, stage: int, x: torch.Tensor) -> torch.Ten
     """
     stride = decoder._upsample_specs[stage].stride
     last = stage == len(plan.upsamples) - 1
-    radius = plan.radii[stage] + (decoder._padding if last else 0)
-    halo = 2 + -(-radius // stride)
-    channels = decoder.upsamples[stage][1].out_channels
+    chunk, halo = _chunking(decoder, plan.radii, stage, x.element_size())
     batch, _, _, steps = x.shape
-    out_channels = decoder.output_conv[1].out_channels if last else channels
+    out_channels = decoder.output_conv[1].out_channels if last else decoder.upsamples[stage][1].out_channels
     out_dtype = torch.float32 if last else x.dtype  # the waveform is fp32 (see DecoderPlan.output)
     out = torch.empty((batch, out_channels, 1, steps * stride), dtype=out_dtype, memory_format=CHANNELS_LAST)
-    chunk = max(1, CHUNK_BYTES // (x.element_size() * channels * stride))
     for start in range(0, steps, chunk):
         end = min(steps, start + chunk)
         low, high = max(0, start - halo), min(steps, end + halo)

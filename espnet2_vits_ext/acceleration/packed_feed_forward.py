@@ -55,7 +55,7 @@ def forward(owner: PackedPlanCache, first: nn.Conv1d, second: nn.Conv1d, x: torc
     def build():
         return [pack_conv1d(c.weight, c.bias, torch.float32, c.kernel_size[0] // 2, 1, frames) for c in (first, second)]
 
-    packed_first, packed_second = owner.packed_plan(torch.float32, build)
+    packed_first, packed_second = owner.packed_plan(torch.float32, frames, build)
     signal = x.unsqueeze(2).permute(0, 3, 2, 1)  # (B, C, 1, T), channels-last: the same memory
     frame_mask = None if mask is None else mask.unsqueeze(2)  # (B, 1, 1, T)
     if frame_mask is not None:

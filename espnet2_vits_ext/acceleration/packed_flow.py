@@ -108,7 +108,7 @@ def inverse(flow, z_p: torch.Tensor, g: Optional[torch.Tensor] = None) -> torch.
     dtype = plan_dtype(flow.inference_precision)
     frames = z_p.size(2)
     couplings = [layer for layer in flow.flows if hasattr(layer, "encoder")]
-    plans = flow.packed_plan(dtype, lambda: [_pack_coupling(layer, dtype, frames) for layer in couplings])
+    plans = flow.packed_plan(dtype, frames, lambda: [_pack_coupling(layer, dtype, frames) for layer in couplings])
     plans = iter(reversed(plans))
     x = z_p.unsqueeze(2).contiguous(memory_format=CHANNELS_LAST)  # (1, C, 1, T)
     with torch.autocast("cpu", enabled=False):
