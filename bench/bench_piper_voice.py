@@ -13,7 +13,9 @@ Timing mode (default): every variant in this process, repeats interleaved, media
 the first-audio latency of the sentence (ORT: the whole sentence, Piper's runtime returns a
 sentence at once; ours streaming: the first chunk of
 :func:`espnet2_vits_ext.inference.streaming.synthesize_streaming`) and the largest difference
-between ours fp32 and ORT's waveform. Memory mode (``--memory VARIANT``): that variant alone in
+between ours fp32 and ORT's waveform. Then the RTF over sentences of new lengths
+(:func:`new_lengths_rtf`): repeating one sentence lets every cache see its shapes again, which
+text to speak does not. Memory mode (``--memory VARIANT``): that variant alone in
 this process; prints the resident memory after loading and the peak during synthesis.
 
 Usage: python bench/bench_piper_voice.py [--threads 2] [--repeats 5] [--warmup 2]
@@ -71,15 +73,20 @@ def piper_default_scales() -> tuple:
     return (config["noise_scale"], config["length_scale"], config["noise_w"])
 
 
-def ort_synthesizer(threads: int, ids: list, scales: tuple):
-    """A call that runs the original ``.onnx`` on ``ids`` with ``scales``; returns (T_wav,)."""
+def ort_session(threads: int):
+    """An ONNX Runtime session on the original ``.onnx``, as Piper opens it."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(str(VOICE_ONNX), sess_options=options,
-                                           providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(str(VOICE_ONNX), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def ort_synthesizer(threads: int, ids: list, scales: tuple, session=None):
+    """A call that runs the original ``.onnx`` (in ``session``, else a new one) on ``ids``
+    with ``scales``; returns (T_wav,)."""
+    session = session or ort_session(threads)
     feeds = dict(
         input=np.asarray([ids], dtype=np.int64),
         input_lengths=np.asarray([len(ids)], dtype=np.int64),
@@ -168,7 +175,32 @@ def measure_time(args, ids: list) -> dict:
             result["samples"] = dict(ours=len(ours), ort=len(ort))
             frames = min(len(ours), len(ort))
             result["max_abs_diff_ours_fp32_vs_ort"] = float(np.abs(ours[:frames] - ort[:frames]).max())
+        result["new_lengths"] = new_lengths_rtf(args, ids, steps, model)
     return result
+
+
+def new_lengths_rtf(args, ids: list, steps: dict, model) -> dict:
+    """RTF of each noise-off variant over sentences of lengths it has not seen (as text to
+    speak is): prefixes of ``ids`` (Piper's end id kept) from a quarter of them up, each
+    length once per variant, variants interleaved; total seconds over total audio."""
+    variants = [variant for variant in ("ort-fp32", "ours-fp32", "ours-bf16") if variant in steps]
+    lengths = list(range(len(ids) - 2, len(ids) // 4, -(len(ids) // 16)))
+    seconds, audio = dict.fromkeys(variants, 0.0), dict.fromkeys(variants, 0.0)
+    session = ort_session(args.threads)
+    ort_synthesizer(args.threads, ids, NOISE_OFF, session)()  # warm, as ours is by the timing above
+    for length in lengths:
+        prefix = ids[:length] + ids[-1:]
+        for variant in variants:
+            if variant.startswith("ort"):
+                synthesize = ort_synthesizer(args.threads, prefix, NOISE_OFF, session)
+            else:
+                synthesize = ours_synthesizer(model, prefix, variant.split("-")[1])
+            start = time.perf_counter()
+            wave = synthesize()
+            seconds[variant] += time.perf_counter() - start
+            audio[variant] += len(wave) / 22050
+    return dict(lengths=[len(lengths), lengths[-1] + 1, lengths[0] + 1],
+                rtf={variant: seconds[variant] / audio[variant] for variant in variants})
 
 
 def measure_memory(args, ids: list) -> dict:
