@@ -37,6 +37,7 @@ STAGE_SHAPES = ((256, 7, 4096), (128, 7, 8192), (64, 11, 16384), (32, 11, 32768)
 INT8_MAX = 127
 UINT8_ZERO_POINT = 128  # activations change sign, so the unsigned code is centred
 CALIBRATIONS = ("max", "p99.99", "channel_max")
+SAMPLING_RATE = 22050  # joe-medium's
 
 
 def weight_scales(weight: torch.Tensor, channel_dim: int) -> torch.Tensor:
@@ -95,14 +96,17 @@ def kernel_speed() -> list:
 
 class Int8Emulation(TorchFunctionMode):
     """Round the inputs and weights of the decoder's convolutions to int8 codes, as the kernel
-    sees them, on the convolutions whose input has one of ``channels``. Activation scale
+    sees them, on the first ``stages`` upsampling stages: their transposed convs and their
+    blocks' convs, told apart by input channels (``stage_channels``: each stage's input
+    channels, then the last stage's output channels; the output conv is left out). Activation scale
     (``calibration``): ``"max"``, the largest magnitude of each input (B, C, T); ``"p99.99"``, its
     99.99th percentile (values beyond it saturate); ``"channel_max"``, each input channel's
     largest magnitude (C scales)."""
 
-    def __init__(self, channels: Sequence[int], calibration: str):
+    def __init__(self, stage_channels: Sequence[int], stages: int, calibration: str):
         super().__init__()
-        self.channels = set(channels)
+        self.transposed_inputs = set(stage_channels[:stages])
+        self.block_inputs = set(stage_channels[1:stages + 1])
         self.calibration = calibration
 
     def _activation(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,7 +124,11 @@ class Int8Emulation(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         transposed = func is F.conv_transpose1d
-        if (func is F.conv1d or transposed) and args[0].size(1) in self.channels and args[1].size(0 if not transposed else 1) > 1:
+        if func is F.conv1d:
+            selected = args[0].size(1) in self.block_inputs and args[1].size(0) > 1  # not the output conv
+        else:
+            selected = transposed and args[0].size(1) in self.transposed_inputs
+        if selected:
             x, weight = args[0], args[1]
             channel_dim = 1 if transposed else 0
             shape = [1] * weight.dim()
@@ -149,19 +157,19 @@ def quality(voice_zip: Path) -> dict:
     hook.remove()
     model.set_inference_precision("fp32")
     latent = latents[0]
-    # Each stage's convolutions read its transposed conv's input channels or the blocks' channels.
     stage_channels = [stage[1].in_channels for stage in decoder.upsamples] + [decoder.upsamples[-1][1].out_channels]
-    stage_sets = dict(first_stage=stage_channels[:2], first_two_stages=stage_channels[:3], all_stages=stage_channels)
-    result = dict(audio_s=len(waveforms["fp32"]) / 22050, mcd_db=dict(bf16=waveform_mcd_db(waveforms["fp32"], waveforms["bf16"], 22050)))
+    stage_sets = dict(first_stage=1, first_two_stages=2, all_stages=len(decoder.upsamples))
+    result = dict(audio_s=len(waveforms["fp32"]) / SAMPLING_RATE,
+                  mcd_db=dict(bf16=waveform_mcd_db(waveforms["fp32"], waveforms["bf16"], SAMPLING_RATE)))
     with torch.inference_mode():
         # The plain decoder function (F.conv1d on folded weights), where the mode can see every conv.
         plain = weight_norm_folding.forward(decoder, latent).reshape(-1).numpy()
-        result["mcd_db"]["fp32_plain_path"] = waveform_mcd_db(waveforms["fp32"], plain, 22050)
-        for name, channels in stage_sets.items():
+        result["mcd_db"]["fp32_plain_path"] = waveform_mcd_db(waveforms["fp32"], plain, SAMPLING_RATE)
+        for name, stages in stage_sets.items():
             for calibration in CALIBRATIONS:
-                with Int8Emulation(channels, calibration):
+                with Int8Emulation(stage_channels, stages, calibration):
                     waveform = weight_norm_folding.forward(decoder, latent).reshape(-1).numpy()
-                result["mcd_db"][f"int8_{name}_{calibration}"] = waveform_mcd_db(waveforms["fp32"], waveform, 22050)
+                result["mcd_db"][f"int8_{name}_{calibration}"] = waveform_mcd_db(waveforms["fp32"], waveform, SAMPLING_RATE)
     return result
 
 

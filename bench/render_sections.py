@@ -132,6 +132,7 @@ def alternatives_section(int8: Optional[dict], compiled: Optional[dict]) -> List
                             ("all_stages", "int8 all stages")):
             lines.append(f"| {label} | " + " | ".join(_fmt(quality[f"int8_{name}_{calibration}"], 2)
                                                      for calibration in ("max", "p99.99", "channel_max")) + " |")
+
         def spread(name: str) -> str:
             values = [quality[f"int8_{name}_{calibration}"] for calibration in ("max", "p99.99", "channel_max")]
             return f"{_fmt(min(values), 2)}-{_fmt(max(values), 2)} dB"
@@ -139,12 +140,13 @@ def alternatives_section(int8: Optional[dict], compiled: Optional[dict]) -> List
         lines += ["", f"- The kernels would run the decoder's convolutions {_fmt(min(r['int8_speedup'] for r in int8['kernels']), 1)}x "
                   f"faster than bf16, but int8 on the first stage alone is {spread('first_stage')} from fp32, against "
                   f"{_fmt(quality['bf16'], 2)} dB for all of bf16; where the speed is (the first two stages: two thirds of "
-                  f"the LJSpeech decoder's FLOPs) it is {spread('first_two_stages')}, towards the distance of Piper's "
-                  "default sampling noise (3.84 dB on joe, section \"Trained voice\"): not the same voice at another "
+                  f"the LJSpeech decoder's FLOPs) it is {spread('first_two_stages')}, towards the distance that Piper's "
+                  "default sampling noise makes (section \"Trained voice\"): not the same voice at another "
                   "precision. Even one scale per channel, computed for each call (better than any calibration done "
                   "once), does not come near bf16 there. The first stage alone (a fifth of the FLOPs, so at most ~10% "
-                  "of the decoder's time saved) with such scales would add about bf16's whole distance again: no "
-                  "int8 mode.", ""]
+                  f"of the decoder's time saved) with such scales is {_fmt(quality['int8_first_stage_channel_max'], 2)} dB "
+                  f"on its own, {_fmt(100 * quality['int8_first_stage_channel_max'] / quality['bf16'], 0)}% of all of "
+                  "bf16's distance: no int8 mode.", ""]
     if compiled:
         lines += [f"`torch.compile` (`bench/bench_torch_compile.py`): Inductor with `freezing` and `cpp.weight_prepack` "
                   "on the plain decoder function (LJSpeech decoder, "
