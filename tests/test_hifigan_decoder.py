@@ -161,10 +161,15 @@ def test_folded_inference_path(name):
 
 @pytest.mark.parametrize("name", ["tiny", "tiny_global", "piper_type2_odd_scale"])
 @pytest.mark.parametrize("chunk_bytes", [1, 800])
-def test_packed_path_in_time_chunks_equals_whole_signal(name, chunk_bytes, monkeypatch):
-    """The packed CPU path runs each stage in time chunks with a halo; tiny chunks (one
-    input sample each, or a few) must give ESPnet's waveform, edges included."""
+@pytest.mark.parametrize("width_steps", [1, 3, 16])
+def test_packed_path_in_time_chunks_equals_whole_signal(name, chunk_bytes, width_steps, monkeypatch):
+    """The packed CPU path runs each stage in time chunks with a halo, the chunk at the end
+    zero-padded to a grid width (one grid step a whole chunk window, for ``width_steps`` 1:
+    padded in every stage); tiny chunks (one input sample each, or a few) must give ESPnet's
+    waveform, edges included."""
     from espnet2_vits_ext.acceleration import packed_decoder
+
+    monkeypatch.setattr(packed_decoder, "WIDTH_STEPS", width_steps)
 
     kwargs = dict(  # HiFi-GAN block type "2" (one conv per step), odd scale: output_padding
         TINY, upsample_scales=[3, 4], upsample_kernel_sizes=[6, 8], resblock_kernel_sizes=[3, 5],
@@ -201,6 +206,35 @@ def test_packed_plan_does_not_depend_on_the_first_length(first_frames, monkeypat
             c, g = inputs(kwargs, batch=1, frames=frames)
             assert_close(ours(c, g), ref(c, g))
             assert ours._packed_plans[torch.float32] is plan
+
+
+def test_packed_convs_see_few_widths_over_many_lengths(monkeypatch):
+    """oneDNN builds a kernel per input width, so the packed path pads the latent and each
+    stage's last chunk to grid widths: over 60 sentence lengths the convs see a few widths
+    per stage, not one per length, and every length is still ESPnet's waveform."""
+    from espnet2_vits_ext.acceleration import packed_decoder
+
+    monkeypatch.setattr(packed_decoder, "CHUNK_BYTES", 4000)  # a chunk window of ~100 latent frames
+    widths = {}  # (function, input channels) -> the input widths it ran at
+    for name in ("conv", "conv_add", "conv_transpose"):
+        original = getattr(packed_decoder, name)
+
+        def spy(x, *args, _original=original, _name=name, **kwargs):
+            widths.setdefault((_name, x.size(1)), set()).add(x.size(3))
+            return _original(x, *args, **kwargs)
+
+        monkeypatch.setattr(packed_decoder, name, spy)
+    kwargs = dict(CONFIGS["tiny"], in_channels=12)  # no stage has 12 channels: the input conv's
+    ref, ours = build_pair(kwargs)
+    lengths = range(40, 160, 2)
+    with torch.inference_mode():
+        for frames in lengths:
+            c, g = inputs(kwargs, batch=1, frames=frames, seed=frames)
+            assert_close(ours(c, g), ref(c, g))
+    counts = {key: len(seen) for key, seen in widths.items()}
+    # unpadded, the input conv and every stage's end chunk would see one width per length
+    assert max(counts.values()) <= len(lengths) // 3, counts
+    assert len(counts) >= 4
 
 
 def test_inference_method_and_copies():

@@ -17,7 +17,10 @@ only (autograd off, CPU, LeakyReLU activations):
   field (:func:`_stage`), so that its temporaries stay in cache and the allocator reuses
   them, instead of every elementwise pass streaming (and page-faulting in) signals of tens
   of MB. Works for both HiFi-GAN residual block types (``"1"``: two convs per step,
-  ``"2"``: one, as Piper's medium voices).
+  ``"2"``: one, as Piper's medium voices);
+* pads the latent and the chunk that holds a stage's end to widths on a coarse grid
+  (:func:`padded_width`), so that a new sentence length reuses oneDNN's kernels instead of
+  compiling ~40 of its own.
 
 The maths is the decoder's (same folded weights, the MRF mean folded into the next conv);
 in float32 it matches the plain path to rounding (~1e-7). In bfloat16 (``precision``
@@ -25,6 +28,7 @@ in float32 it matches the plain path to rounding (~1e-7). In bfloat16 (``precisi
 float32 inside oneDNN; the output is returned in float32.
 """
 
+from collections import OrderedDict
 from typing import List, Optional, Tuple
 
 import torch
@@ -42,6 +46,18 @@ from espnet2_vits_ext.acceleration.packed_conv import (
 # per-call overhead of ~100 small convolutions per chunk dominates; in bf16, 2 MB (1M elements)
 # is 4% faster than 512K elements (same-process A/B, 24 rounds).
 CHUNK_BYTES = 2 * 1024 * 1024
+
+# oneDNN compiles a kernel for every input width a convolution meets (about 1 ms each), and a
+# sentence's length gives the chunk that holds its end, and the input conv, widths of their
+# own: ~40 new kernels, 25-40 ms, at every new length on joe-medium. So those are zero-padded
+# to a width on a coarse grid, and each conv's output beyond the valid samples is zeroed
+# again (the whole signal's own zero padding), so that their kernels are built once per
+# grid width, not per sentence. The grid step is 1/WIDTH_STEPS of the stage's chunk window
+# or 1/8 of the width, whichever is larger: at most ~WIDTH_STEPS widths a stage below the
+# window, and at most 1/8 of a short signal computed on padding.
+WIDTH_STEPS = 16
+# Input-conv packs kept, one per padded latent width (the one conv that sees the whole latent).
+INPUT_PACKS = 8
 
 
 def applies(decoder, c: torch.Tensor) -> bool:
@@ -64,14 +80,15 @@ class DecoderPlan:
     Each stage's convolutions are packed for the width of a whole time chunk with its halos
     (:func:`_chunking`), which is what they see in all but a sentence's last chunk: oneDNN
     lays a packed weight out for one input width, and another layout costs a reorder in every
-    call (see :func:`espnet2_vits_ext.acceleration.packed_conv.pack_conv1d`).
+    call (see :func:`espnet2_vits_ext.acceleration.packed_conv.pack_conv1d`). The input conv
+    sees the whole latent, so it is packed per padded latent width (:meth:`input_conv`).
     """
 
-    def __init__(self, decoder, folded: list, dtype: torch.dtype, frames: int):
-        """Pack ``folded`` (the decoder's ``(weight, bias)`` list); ``frames``, the latent
-        length of this call, sizes the input conv (the one conv that sees the whole latent)."""
+    def __init__(self, decoder, folded: list, dtype: torch.dtype):
+        """Pack ``folded`` (the decoder's ``(weight, bias)`` list)."""
         self.dtype = dtype
         self.source = folded  # the folded list this plan was built from (identity = key)
+        self._padding = decoder._padding
         nb = decoder.num_blocks
         # Receptive-field radius of each stage's MRF (the deepest block's), in samples.
         self.radii = [
@@ -81,7 +98,8 @@ class DecoderPlan:
         ]
         element_size = torch.empty((), dtype=dtype).element_size()
         weights = iter(folded)
-        self.input = pack_conv1d(*next(weights), dtype, decoder._padding, 1, frames)
+        self._input_weights = next(weights)
+        self._input_packs: "OrderedDict[int, PackedConv]" = OrderedDict()
         self.global_weights = next(weights) if decoder.global_channels > 0 else None
         self.upsamples: List[PackedConv] = []
         self.blocks: List[List[Tuple[PackedConv, Optional[PackedConv]]]] = []
@@ -102,6 +120,24 @@ class DecoderPlan:
         # The output conv stays fp32 in a bf16 plan: rounding the waveform (and its conv's input)
         # to bf16's 8-bit mantissa cost 1 dB of the 2.3 dB MCD bf16 had on a trained voice.
         self.output = pack_conv1d(*next(weights), torch.float32, decoder._padding, 1, steps)
+
+    def input_conv(self, width: int) -> PackedConv:
+        """The input conv packed for latents ``width`` frames long (a padded width), the
+        :data:`INPUT_PACKS` most recently used kept."""
+        packed = self._input_packs.pop(width, None)
+        if packed is None:
+            packed = pack_conv1d(*self._input_weights, self.dtype, self._padding, 1, width)
+            while len(self._input_packs) >= INPUT_PACKS:
+                self._input_packs.popitem(last=False)
+        self._input_packs[width] = packed
+        return packed
+
+
+def padded_width(width: int, window: int) -> int:
+    """``width`` rounded up to the grid of :data:`WIDTH_STEPS` (``window``: the stage's chunk
+    window, chunk plus both halos)."""
+    step = max(-(-window // WIDTH_STEPS), 1 << max(0, width.bit_length() - 4))
+    return -(-width // step) * step
 
 
 def _chunking(decoder, radii: List[int], stage: int, element_size: int) -> Tuple[int, int]:
@@ -125,7 +161,7 @@ def _plan(decoder, c: torch.Tensor, dtype: torch.dtype) -> DecoderPlan:
         plans = decoder._packed_plans = {}
     plan = plans.get(dtype)
     if plan is None or plan.source is not folded:
-        plan = plans[dtype] = DecoderPlan(decoder, folded, dtype, c.size(2))
+        plan = plans[dtype] = DecoderPlan(decoder, folded, dtype)
     return plan
 
 
@@ -151,12 +187,20 @@ def forward(decoder, c: torch.Tensor, g: Optional[torch.Tensor] = None) -> torch
 
 def _input_stage(decoder, plan: DecoderPlan, c: torch.Tensor, g: Optional[torch.Tensor]) -> torch.Tensor:
     """``act(input_conv(c) [+ global_conv(g)])`` as (B, C, 1, T_frames), channels-last (the
-    layout every kernel below keeps; a 1-D conv is a 2-D conv of height 1)."""
+    layout every kernel below keeps; a 1-D conv is a 2-D conv of height 1).
+
+    The latent is zero-padded to a :func:`padded_width` (what the conv's own padding reads
+    there anyway) and the frames past its end are cut from the result, a view."""
     slope = decoder._slope
-    x = c.unsqueeze(2).contiguous(memory_format=CHANNELS_LAST)
+    frames = c.size(2)
+    chunk, halo = _chunking(decoder, plan.radii, 0, c.element_size())
+    width = padded_width(frames, chunk + 2 * halo)
+    x = _zeros_like_signal(c.unsqueeze(2), width)
+    x[:, :, 0, :frames] = c
+    packed = plan.input_conv(width)
     if g is None:
-        return conv(x, plan.input, "leaky_relu", [slope])  # the first upsampling's act
-    x = conv(x, plan.input)
+        return conv(x, packed, "leaky_relu", [slope])[..., :frames]  # the first upsampling's act
+    x = conv(x, packed)[..., :frames]
     if plan.global_weights is not None:
         weight, bias = plan.global_weights
         x = x + F.conv1d(g, weight, bias).unsqueeze(2)  # (B, C, 1, 1)
@@ -173,7 +217,8 @@ def _stage(decoder, plan: DecoderPlan, stage: int, x: torch.Tensor) -> torch.Ten
     ``halo`` extra input samples each side, which covers the receptive field of the
     transposed conv (two input samples) and of the blocks: the chunk's core is then exactly
     what the whole signal gives, and at the signal's ends zero padding is the whole
-    signal's own.
+    signal's own. The chunk that holds the signal's end is zero-padded to a
+    :func:`padded_width`, its tail zeroed after every conv (:func:`_stage_chunk`).
 
     Returns:
         Tensor: The next stage's activated input (B, C / 2, 1, T * stride), or after the
@@ -189,16 +234,39 @@ def _stage(decoder, plan: DecoderPlan, stage: int, x: torch.Tensor) -> torch.Ten
     for start in range(0, steps, chunk):
         end = min(steps, start + chunk)
         low, high = max(0, start - halo), min(steps, end + halo)
-        y = _stage_chunk(decoder, plan, stage, x[:, :, :, low:high], last)
+        piece, valid = x[:, :, :, low:high], None
+        width = padded_width(high - low, chunk + 2 * halo)
+        if high == steps and width > high - low:
+            valid = (high - low) * stride
+            padded = _zeros_like_signal(piece, width)
+            padded[:, :, :, :high - low] = piece
+            piece = padded
+        y = _stage_chunk(decoder, plan, stage, piece, last, valid)
         core = y[:, :, :, (start - low) * stride:(end - low) * stride]
         out[:, :, :, start * stride:end * stride].copy_(core)
     return out
 
 
-def _stage_chunk(decoder, plan: DecoderPlan, stage: int, x: torch.Tensor, last: bool) -> torch.Tensor:
-    """Transposed conv, MRF blocks and what follows them, on one chunk (B, C, 1, T_chunk)."""
+def _zeros_like_signal(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Zeros (B, C, 1, width), channels-last, of ``x``'s batch, channels and dtype."""
+    return torch.empty((x.size(0), x.size(1), 1, width), dtype=x.dtype, memory_format=CHANNELS_LAST).zero_()
+
+
+def _stage_chunk(decoder, plan: DecoderPlan, stage: int, x: torch.Tensor, last: bool,
+                 valid: Optional[int] = None) -> torch.Tensor:
+    """Transposed conv, MRF blocks and what follows them, on one chunk (B, C, 1, T_chunk).
+
+    ``valid``: for a zero-padded chunk, the output samples before the padding; every conv's
+    output is zeroed from there on, so that the next conv reads zeros past the signal's end
+    as it would on the unpadded signal. None: nothing padded."""
     slope = decoder._slope
-    x = conv_transpose(x, plan.upsamples[stage])
+
+    def cut(t: torch.Tensor) -> torch.Tensor:
+        if valid is not None:
+            t[:, :, :, valid:] = 0
+        return t
+
+    x = cut(conv_transpose(x, plan.upsamples[stage]))
     nb = decoder.num_blocks
     first_act = F.leaky_relu(x, slope)  # shared by the parallel blocks
     fused = None  # the MRF sum (its 1/nb mean is folded into the next conv)
@@ -207,10 +275,10 @@ def _stage_chunk(decoder, plan: DecoderPlan, stage: int, x: torch.Tensor, last: 
         for index, (conv1, conv2) in enumerate(steps):
             h = first_act if index == 0 else F.leaky_relu(y, slope)
             if conv2 is not None:
-                h = conv(h, conv1, "leaky_relu", [slope])
+                h = cut(conv(h, conv1, "leaky_relu", [slope]))
             # y is ours to overwrite after the first step (before, it is x, which the
             # last block may overwrite too: no other block reads it after its first step).
-            y = conv_add(h, y, conv1 if conv2 is None else conv2, in_place=index > 0 or k == nb - 1)
+            y = cut(conv_add(h, y, conv1 if conv2 is None else conv2, in_place=index > 0 or k == nb - 1))
         if y is x and k < nb - 1:  # a block without steps is the identity
             y = x.clone()
         fused = y if fused is None else fused.add_(y)
