@@ -14,8 +14,8 @@ the first-audio latency of the sentence (ORT: the whole sentence, Piper's runtim
 sentence at once; ours streaming: the first chunk of
 :func:`espnet2_vits_ext.inference.streaming.synthesize_streaming`) and the largest difference
 between ours fp32 and ORT's waveform. Then the RTF over sentences of new lengths
-(:func:`new_lengths_rtf`): repeating one sentence lets every cache see its shapes again, which
-text to speak does not. Memory mode (``--memory VARIANT``): that variant alone in
+(:func:`new_lengths_rtf`, first seen and in a steady state): repeating one sentence lets every
+cache see its shapes again, which text to speak does not. Memory mode (``--memory VARIANT``): that variant alone in
 this process; prints the resident memory after loading and the peak during synthesis.
 
 Usage: python bench/bench_piper_voice.py [--threads 2] [--repeats 5] [--warmup 2]
@@ -182,25 +182,40 @@ def measure_time(args, ids: list) -> dict:
 def new_lengths_rtf(args, ids: list, steps: dict, model) -> dict:
     """RTF of each noise-off variant over sentences of lengths it has not seen (as text to
     speak is): prefixes of ``ids`` (Piper's end id kept) from a quarter of them up, each
-    length once per variant, variants interleaved; total seconds over total audio."""
+    length once per variant, variants interleaved; total seconds over total audio.
+
+    Twice: first right after the runs above (``first``: each length the first sentence of
+    about its size, so per-width kernels are built in the timed call), then on other new
+    lengths, each between two lengths seen before (``warm``: a server's steady state, after
+    ``warm_lengths`` sentences of other lengths)."""
     variants = [variant for variant in ("ort-fp32", "ours-fp32", "ours-bf16") if variant in steps]
-    lengths = list(range(len(ids) - 2, len(ids) // 4, -(len(ids) // 16)))
-    seconds, audio = dict.fromkeys(variants, 0.0), dict.fromkeys(variants, 0.0)
+    step = len(ids) // 16
+    first = list(range(len(ids) - 2, len(ids) // 4, -step))
+    warm_up = [length - offset for length in first for offset in (step // 4, 3 * step // 4)]
+    warm = [length - step // 2 for length in first]
     session = ort_session(args.threads)
     ort_synthesizer(args.threads, ids, NOISE_OFF, session)()  # warm, as ours is by the timing above
-    for length in lengths:
-        prefix = ids[:length] + ids[-1:]
-        for variant in variants:
-            if variant.startswith("ort"):
-                synthesize = ort_synthesizer(args.threads, prefix, NOISE_OFF, session)
-            else:
-                synthesize = ours_synthesizer(model, prefix, variant.split("-")[1])
-            start = time.perf_counter()
-            wave = synthesize()
-            seconds[variant] += time.perf_counter() - start
-            audio[variant] += len(wave) / 22050
-    return dict(lengths=[len(lengths), lengths[-1] + 1, lengths[0] + 1],
-                rtf={variant: seconds[variant] / audio[variant] for variant in variants})
+
+    def rtf_over(lengths: list) -> dict:
+        seconds, audio = dict.fromkeys(variants, 0.0), dict.fromkeys(variants, 0.0)
+        for length in lengths:
+            prefix = ids[:length] + ids[-1:]
+            for variant in variants:
+                if variant.startswith("ort"):
+                    synthesize = ort_synthesizer(args.threads, prefix, NOISE_OFF, session)
+                else:
+                    synthesize = ours_synthesizer(model, prefix, variant.split("-")[1])
+                start = time.perf_counter()
+                wave = synthesize()
+                seconds[variant] += time.perf_counter() - start
+                audio[variant] += len(wave) / 22050
+        return {variant: seconds[variant] / audio[variant] for variant in variants}
+
+    result = dict(lengths=[len(first), first[-1] + 1, first[0] + 1], rtf=rtf_over(first))
+    rtf_over(warm_up)
+    result["warm"] = dict(lengths=[len(warm), warm[-1] + 1, warm[0] + 1], warm_lengths=len(first) + len(warm_up),
+                          rtf=rtf_over(warm))
+    return result
 
 
 def measure_memory(args, ids: list) -> dict:

@@ -61,12 +61,24 @@ def piper_voice_section(voice: dict, memory: dict, streaming: Optional[dict]) ->
     if "new_lengths" in voice:
         count, shortest, longest = voice["new_lengths"]["lengths"]
         rtf = voice["new_lengths"]["rtf"]
+        warm = voice["new_lengths"].get("warm")
         lines += [f"Sentences of new lengths (repeating one sentence lets every cache see its shapes again; text to "
                   f"speak does not): {count} prefixes of the sentence, {shortest}-{longest} ids, each length once per "
-                  "variant, interleaved, after the runs above; RTF = all seconds / all audio:", "",
-                  "| variant | RTF, new lengths | speed-up vs ORT fp32 |", "|---|---|---|"]
+                  "variant, interleaved, after the runs above (first seen: kernels for new widths are built in the "
+                  "timed calls)"
+                  + ("" if warm is None else
+                     f"; then {warm['lengths'][0]} other new lengths, each between two seen before, after "
+                     f"{warm['warm_lengths']} sentences of other lengths (a server's steady state)")
+                  + ". RTF = all seconds / all audio:", ""]
+        header = "| variant | RTF, first seen | speed-up vs ORT fp32 |"
+        if warm is not None:
+            header += " RTF, after warm-up | speed-up vs ORT fp32 |"
+        lines += [header, "|---" * (header.count("|") - 1) + "|"]
         for variant, value in rtf.items():
-            lines.append(f"| {variant} | {_fmt(value)} | {_fmt(rtf['ort-fp32'] / value, 2)}x |")
+            row = f"| {variant} | {_fmt(value)} | {_fmt(rtf['ort-fp32'] / value, 2)}x |"
+            if warm is not None:
+                row += f" {_fmt(warm['rtf'][variant])} | {_fmt(warm['rtf']['ort-fp32'] / warm['rtf'][variant], 2)}x |"
+            lines.append(row)
         lines.append("")
     if streaming:
         lines += streaming_lines(streaming)
@@ -207,7 +219,11 @@ def targets_section(results: dict) -> List[str]:
         def new_lengths_text(variant: str, target: float) -> str:
             if variant not in rtf_new:
                 return ""
-            return f"; over sentences of new lengths {_state(rtf_new['ort-fp32'] / rtf_new[variant], target)}"
+            text = f"; over sentences of new lengths, first seen {_state(rtf_new['ort-fp32'] / rtf_new[variant], target)}"
+            warm = voice["new_lengths"].get("warm")
+            if warm is not None:
+                text += f", after warm-up {_state(warm['rtf']['ort-fp32'] / warm['rtf'][variant], target)}"
+            return text
 
         lines.append(f"- fp32 at least as fast as ONNX Runtime on joe: one sentence repeated {_state(speedups['ours-fp32'], 1.0)}"
                      f"{new_lengths_text('ours-fp32', 1.0)}.")
