@@ -184,9 +184,9 @@ def new_lengths_rtf(args, ids: list, steps: dict, model) -> dict:
     speak is): prefixes of ``ids`` (Piper's end id kept) from a quarter of them up, each
     length once per variant, variants interleaved; total seconds over total audio.
 
-    Twice: first right after the runs above (``first``: each length the first sentence of
-    about its size, so per-width kernels are built in the timed call), then on other new
-    lengths, each between two lengths seen before (``warm``: a server's steady state, after
+    Twice: right after the runs above (``rtf``: each length the first sentence of about its
+    size, so per-width kernels are built in the timed call), then on other new lengths, each
+    between two lengths seen before (``warm``: a server's steady state, after
     ``warm_lengths`` sentences of other lengths)."""
     variants = [variant for variant in ("ort-fp32", "ours-fp32", "ours-bf16") if variant in steps]
     step = len(ids) // 16

@@ -80,8 +80,11 @@ class DecoderPlan:
     Each stage's convolutions are packed for the width of a whole time chunk with its halos
     (:func:`_chunking`), which is what they see in all but a sentence's last chunk: oneDNN
     lays a packed weight out for one input width, and another layout costs a reorder in every
-    call (see :func:`espnet2_vits_ext.acceleration.packed_conv.pack_conv1d`). The input conv
-    sees the whole latent, so it is packed per padded latent width (:meth:`input_conv`).
+    call (see :func:`espnet2_vits_ext.acceleration.packed_conv.pack_conv1d`). The padded end
+    chunks run on these packs too: for the decoder's stage shapes no grid width was slower on
+    them than on packs of its own (measured in bf16 on joe-medium; the flow's shapes do differ).
+    The input conv sees the whole latent, so it is packed per padded latent width
+    (:meth:`input_conv`).
     """
 
     def __init__(self, decoder, folded: list, dtype: torch.dtype):
@@ -134,8 +137,9 @@ class DecoderPlan:
 
 
 def padded_width(width: int, window: int) -> int:
-    """``width`` rounded up to the grid of :data:`WIDTH_STEPS` (``window``: the stage's chunk
-    window, chunk plus both halos)."""
+    """``width`` rounded up to a multiple of the grid step: ``window / WIDTH_STEPS`` or the
+    power of two at most ``width / 8``, the larger (``window``: the stage's chunk plus both
+    halos)."""
     step = max(-(-window // WIDTH_STEPS), 1 << max(0, width.bit_length() - 4))
     return -(-width // step) * step
 
