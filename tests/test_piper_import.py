@@ -132,6 +132,7 @@ def test_relative_position_transformer_is_pipers_encoder():
     """Our layer against Piper's training code, with padding, above and below the window."""
     from piper.train.vits.attentions import Encoder
 
+    from espnet2_vits_ext.acceleration.packed_conv import CALLS_BEFORE_PACKING
     from espnet2_vits_ext.layers.relative_position_transformer import RelativePositionTransformer
 
     torch.manual_seed(0)
@@ -164,9 +165,13 @@ def test_relative_position_transformer_is_pipers_encoder():
             torch.testing.assert_close(getattr(ours.attention_layers[0], name).grad, reference_grad, rtol=1e-4, atol=1e-5)
         reference.zero_grad()
         ours.zero_grad()
-        with torch.no_grad():  # synthesis: the packed feed-forward, masked where padded
-            torch.testing.assert_close(ours(x.transpose(1, 2), mask).transpose(1, 2), expected, rtol=1e-5, atol=1e-5)
-        assert all(layer._packed_plans for layer in ours.feed_forward_layers)
+        # Synthesis: the oneDNN feed-forward, masked where padded, on plain weights and, once
+        # the width has repeated, on weights packed for it.
+        with torch.no_grad():
+            for _ in range(CALLS_BEFORE_PACKING):
+                got = ours(x.transpose(1, 2), mask).transpose(1, 2)
+                torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        assert all(torch.float32 in layer._packed_plans for layer in ours.feed_forward_layers)
 
 
 def _run_import(voice: Path, out: Path, capsys):

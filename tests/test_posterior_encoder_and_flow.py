@@ -13,6 +13,7 @@ from helpers.espnet_parity import (
     weighted_sum,
 )
 
+from espnet2_vits_ext.acceleration.packed_conv import CALLS_BEFORE_PACKING
 from espnet2_vits_ext.vits.posterior_encoder import PosteriorEncoder
 from espnet2_vits_ext.layers.flip_flow import FlipFlow
 from espnet2_vits_ext.vits.flow import ResidualAffineCouplingBlock, ResidualAffineCouplingLayer
@@ -147,8 +148,10 @@ def test_flow_matches_espnet_both_ways_and_inverts(config, global_channels, use_
 @pytest.mark.parametrize("global_channels", GLOBAL_CHANNELS)
 @pytest.mark.parametrize("use_only_mean", [True, False])
 def test_synthesis_on_prepacked_weights_matches_espnet(global_channels, use_only_mean):
-    """Synthesis (inverse, batch 1 without padding, autograd off, CPU) runs on prepacked
-    oneDNN weights: the same z as ESPnet's flow, and new weights are picked up."""
+    """Synthesis (inverse, batch 1 without padding, autograd off, CPU) runs on oneDNN weights,
+    the latent zero-padded to the width grid (300 frames -> 320): plain weights until a few
+    calls in a row have had one width, then packed for it. The same z as ESPnet's
+    flow on both, and new weights are picked up."""
     import copy
 
     kwargs = dict(flow_kwargs(LJSPEECH_GENERATOR_PARAMS, global_channels), use_only_mean=use_only_mean)
@@ -160,11 +163,19 @@ def test_synthesis_on_prepacked_weights_matches_espnet(global_channels, use_only
     ours.load_state_dict(espnet.state_dict())
     z_p = torch.randn(1, kwargs["in_channels"], 300, generator=torch.Generator().manual_seed(5))
     mask, g = torch.ones(1, 1, 300), speaker(global_channels, 1)
+
+    def packed_width():
+        entry = ours._packed_plans.get(torch.float32)
+        return None if entry is None else entry[0][1]
+
     with torch.inference_mode():
         expected = espnet(z_p, mask, g=g, inverse=True)
         assert not ours._packed_plans
+        for _ in range(CALLS_BEFORE_PACKING - 1):
+            torch.testing.assert_close(ours(z_p, mask, g=g, inverse=True), expected, atol=1e-5, rtol=1e-5)
+            assert (torch.float32, "plain") in ours._packed_plans and packed_width() is None
         torch.testing.assert_close(ours(z_p, mask, g=g, inverse=True), expected, atol=1e-5, rtol=1e-5)
-        assert set(ours._packed_plans) == {torch.float32}  # the packed path ran
+        assert packed_width() == 320  # the width kept repeating: packed for it
         with torch.no_grad():
             espnet.flows[0].proj.bias.add_(0.5)
         ours.load_state_dict(espnet.state_dict())
@@ -174,15 +185,13 @@ def test_synthesis_on_prepacked_weights_matches_espnet(global_channels, use_only
         twin = copy.deepcopy(ours)  # copies leave the packed weights behind and rebuild them
         assert twin._packed_plans is None
         torch.testing.assert_close(twin(z_p, mask, g=g, inverse=True), changed, atol=1e-5, rtol=1e-5)
-        # Another length is packed for anew (oneDNN lays weights out per input width), and
-        # the answer is still ESPnet's.
-        ((_, width), _) = ours._packed_plans[torch.float32]
-        assert width == 300
+        # Another length (70 frames, padded to 72) runs on the plain weights, which were
+        # rebuilt for the new parameters too; the pack for 320 stays.
         short = z_p[:, :, :70].contiguous()
-        torch.testing.assert_close(ours(short, mask[:, :, :70], g=g, inverse=True),
-                                   espnet(short, mask[:, :, :70], g=g, inverse=True), atol=1e-5, rtol=1e-5)
-        ((_, width), _) = ours._packed_plans[torch.float32]
-        assert width == 70
+        for calls in range(1, CALLS_BEFORE_PACKING + 1):
+            torch.testing.assert_close(ours(short, mask[:, :, :70], g=g, inverse=True),
+                                       espnet(short, mask[:, :, :70], g=g, inverse=True), atol=1e-5, rtol=1e-5)
+            assert packed_width() == (72 if calls == CALLS_BEFORE_PACKING else 320)
 
 
 @pytest.mark.parametrize("use_only_mean", [True, False])

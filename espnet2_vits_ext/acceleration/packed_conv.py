@@ -69,6 +69,10 @@ def parameter_key(modules: Iterable[torch.nn.Module]) -> Optional[list]:
         return None
 
 
+# Calls in a row at one input width after which PackedPlanCache.plan_for_width packs for it.
+CALLS_BEFORE_PACKING = 3
+
+
 class PackedPlanCache:
     """Mixin for a module that keeps packed weights for CPU synthesis.
 
@@ -82,9 +86,9 @@ class PackedPlanCache:
 
     _packed_plans: Optional[dict] = None
 
-    def packed_plan(self, dtype: torch.dtype, width: int, build: Callable[[], Any]) -> Any:
-        """``build()``'s plan for ``dtype`` and inputs ``width`` steps long, cached while this
-        module's parameters stay and calls keep that width."""
+    def packed_plan(self, dtype: Any, width: int, build: Callable[[], Any]) -> Any:
+        """``build()``'s plan for ``dtype`` (or another key) and inputs ``width`` steps long,
+        cached while this module's parameters stay and calls keep that width."""
         parameters = parameter_key(self.modules())
         cached = (self._packed_plans or {}).get(dtype)
         key = (parameters, width)
@@ -95,12 +99,46 @@ class PackedPlanCache:
             self._packed_plans = {**(self._packed_plans or {}), dtype: (key, plan)}
         return plan
 
+    def plan_for_width(self, dtype: torch.dtype, width: int, build: Callable[[Optional[int]], Any]) -> Any:
+        """``build(width)``'s plan, packed for ``width``, once :data:`CALLS_BEFORE_PACKING` calls
+        in a row have had this width (or while it is cached); before, ``build(None)``'s plan
+        on plain weights (see :func:`pack_conv1d`), cached once.
+
+        For a module whose width changes with nearly every sentence: oneDNN reorders a plain
+        weight inside each call nearly as fast as it runs on one packed for that width, while
+        a pack costs a reorder of every weight up front (joe-medium's flow: plain 7-10% slower
+        a call, ~2 ms; packing ~12 ms), which pays only where a width keeps repeating.
+        """
+        cached = (self._packed_plans or {}).get(dtype)
+        if cached is not None and cached[0] == (parameter_key(self.modules()), width):
+            return cached[1]
+        plans = self._packed_plans = self._packed_plans or {}
+        previous, calls = plans.get(("width run", dtype), (None, 0))
+        calls = calls + 1 if previous == width else 1
+        plans[("width run", dtype)] = (width, calls)
+        if calls >= CALLS_BEFORE_PACKING:
+            return self.packed_plan(dtype, width, lambda: build(width))
+        return self.packed_plan((dtype, "plain"), 0, lambda: build(None))
+
     def __getstate__(self):
         return {**super().__getstate__(), "_packed_plans": None}
 
 
+def grid_width(width: int, min_step: int = 1) -> int:
+    """``width`` rounded up to a coarse grid: a multiple of the power of two at most
+    ``width / 8`` (so at most 1/8 of it is padding), or of ``min_step`` if that is larger.
+
+    oneDNN builds a kernel for every input width a convolution meets (~1 ms each), and
+    synthesis meets a new width with every sentence length; inputs zero-padded to this grid
+    (their masks or zeroed tails keep the result unchanged) meet at most 8 widths an
+    octave, whose kernels stay cached.
+    """
+    step = max(min_step, 1 << max(0, width.bit_length() - 4))
+    return -(-width // step) * step
+
+
 def pack_conv1d(weight: torch.Tensor, bias: Optional[torch.Tensor], dtype: torch.dtype, padding: int,
-                dilation: int, steps: int, transposed: Optional[Tuple[int, int]] = None) -> PackedConv:
+                dilation: int, steps: Optional[int], transposed: Optional[Tuple[int, int]] = None) -> PackedConv:
     """Prepack a 1-D conv's ``weight`` (C_out, C_in, K) (transposed: (C_in, C_out, K)).
 
     ``transposed`` is ``(stride, output_padding)`` of a transposed conv. ``steps`` is the input
@@ -109,11 +147,16 @@ def pack_conv1d(weight: torch.Tensor, bias: Optional[torch.Tensor], dtype: torch
     kernel for another length wants another layout, every call reorders the weight first
     (measured on joe's flow in bf16: a 192 -> 384, kernel-5 conv packed for 50 frames took
     11 ms at 100 frames against 0.2 ms packed for 100; the layout changes at several widths,
-    differently per shape and precision). So callers pack for the widths they run.
+    differently per shape and precision). So callers pack for the widths they run. ``steps``
+    None keeps the weight plain (dense, only cast): oneDNN's reorder from there, in every
+    call, is fast (on joe's flow a call costs 7-10% more than on its own pack).
     """
     weight4 = weight.to(dtype).unsqueeze(2)  # (.., .., 1, K)
     bias = None if bias is None else bias.to(dtype)
     pad, dil = [0, padding], [1, dilation]
+    if steps is None:
+        stride, out_pad = ([1, 1], None) if transposed is None else ([1, transposed[0]], [0, transposed[1]])
+        return PackedConv(weight4.contiguous(), bias, pad, stride, dil, out_pad)
     if transposed is None:
         input_size = [1, weight.size(1), 1, steps]
         packed = torch.ops.mkldnn._reorder_convolution_weight(weight4, pad, [1, 1], dil, 1, input_size)
@@ -125,6 +168,15 @@ def pack_conv1d(weight: torch.Tensor, bias: Optional[torch.Tensor], dtype: torch
         weight4, pad, out_pad, [1, stride], dil, 1, input_size
     )
     return PackedConv(packed, bias, pad, [1, stride], dil, out_pad)
+
+
+def zero_padded(x: torch.Tensor, width: int) -> torch.Tensor:
+    """``x`` (B, C, 1, T) followed by zeros up to ``width`` >= T steps: (B, C, 1, width),
+    channels-last, of ``x``'s dtype."""
+    padded = torch.empty((x.size(0), x.size(1), 1, width), dtype=x.dtype, memory_format=CHANNELS_LAST)
+    padded[:, :, :, x.size(3):] = 0
+    padded[:, :, :, :x.size(3)] = x
+    return padded
 
 
 def conv(x: torch.Tensor, packed: PackedConv, attr: str = "none", scalars=()) -> torch.Tensor:

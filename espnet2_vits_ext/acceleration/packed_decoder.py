@@ -36,8 +36,8 @@ import torch.nn.functional as F
 
 from espnet2_vits_ext.acceleration import weight_norm_folding
 from espnet2_vits_ext.acceleration.packed_conv import (
-    CHANNELS_LAST, PackedConv, conv, conv_add, conv_transpose, pack_conv1d, plan_dtype,
-    runs_natively,
+    CHANNELS_LAST, PackedConv, conv, conv_add, conv_transpose, grid_width, pack_conv1d,
+    plan_dtype, runs_natively, zero_padded,
 )
 
 # Bytes of one signal (channels x samples) in a time chunk of a stage: 2 MB, so that a chunk's
@@ -137,11 +137,9 @@ class DecoderPlan:
 
 
 def padded_width(width: int, window: int) -> int:
-    """``width`` rounded up to a multiple of the grid step: ``window / WIDTH_STEPS`` or the
-    power of two at most ``width / 8``, the larger (``window``: the stage's chunk plus both
-    halos)."""
-    step = max(-(-window // WIDTH_STEPS), 1 << max(0, width.bit_length() - 4))
-    return -(-width // step) * step
+    """``width`` on the grid of :func:`grid_width` with a step of at least ``window /
+    WIDTH_STEPS`` (``window``: the stage's chunk plus both halos)."""
+    return grid_width(width, -(-window // WIDTH_STEPS))
 
 
 def _chunking(decoder, radii: List[int], stage: int, element_size: int) -> Tuple[int, int]:
@@ -199,8 +197,7 @@ def _input_stage(decoder, plan: DecoderPlan, c: torch.Tensor, g: Optional[torch.
     frames = c.size(2)
     chunk, halo = _chunking(decoder, plan.radii, 0, c.element_size())
     width = padded_width(frames, chunk + 2 * halo)
-    x = _zeros_like_signal(c.unsqueeze(2), width)
-    x[:, :, 0, :frames] = c
+    x = zero_padded(c.unsqueeze(2), width)
     packed = plan.input_conv(width)
     if g is None:
         return conv(x, packed, "leaky_relu", [slope])[..., :frames]  # the first upsampling's act
@@ -242,18 +239,11 @@ def _stage(decoder, plan: DecoderPlan, stage: int, x: torch.Tensor) -> torch.Ten
         width = padded_width(high - low, chunk + 2 * halo)
         if high == steps and width > high - low:
             valid = (high - low) * stride
-            padded = _zeros_like_signal(piece, width)
-            padded[:, :, :, :high - low] = piece
-            piece = padded
+            piece = zero_padded(piece, width)
         y = _stage_chunk(decoder, plan, stage, piece, last, valid)
         core = y[:, :, :, (start - low) * stride:(end - low) * stride]
         out[:, :, :, start * stride:end * stride].copy_(core)
     return out
-
-
-def _zeros_like_signal(x: torch.Tensor, width: int) -> torch.Tensor:
-    """Zeros (B, C, 1, width), channels-last, of ``x``'s batch, channels and dtype."""
-    return torch.empty((x.size(0), x.size(1), 1, width), dtype=x.dtype, memory_format=CHANNELS_LAST).zero_()
 
 
 def _stage_chunk(decoder, plan: DecoderPlan, stage: int, x: torch.Tensor, last: bool,

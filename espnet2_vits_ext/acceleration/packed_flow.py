@@ -14,6 +14,14 @@ on unpadded input (batch 1, as synthesis is; a padded batch takes the plain modu
   its sum in place (the last layer's residual part, never read, is not computed);
 * the WaveNet's skip scale ``sqrt(1 / layers)`` is folded into the projection's weight.
 
+A sentence of a new length would make oneDNN build kernels for its width (~10 ms on joe), so
+the latent is zero-padded to a width on the grid of
+:func:`~espnet2_vits_ext.acceleration.packed_conv.grid_width`, and the WaveNets' signal past
+the end is zeroed again after each conv that writes it (what the signal's own zero padding
+gives the kernel-5 convs to read). Weights are packed for a width only once a few calls in
+a row have had it (:meth:`~espnet2_vits_ext.acceleration.packed_conv.PackedPlanCache.plan_for_width`);
+a stream of new lengths runs on plain weights.
+
 In float32 the result matches the plain path to rounding (~1e-6). In bfloat16 the WaveNets
 run in bfloat16 (accumulating in float32) while the latent itself stays float32, as under
 the plain path's autocast.
@@ -25,7 +33,8 @@ from typing import List, NamedTuple, Optional
 import torch
 
 from espnet2_vits_ext.acceleration.packed_conv import (
-    CHANNELS_LAST, PackedConv, conv, conv_add, pack_conv1d, plan_dtype, runs_natively,
+    CHANNELS_LAST, PackedConv, conv, conv_add, grid_width, pack_conv1d, plan_dtype, runs_natively,
+    zero_padded,
 )
 from espnet2_vits_ext.layers.conv_norm import effective_weight
 
@@ -61,7 +70,7 @@ def applies(flow, x: torch.Tensor, x_mask: torch.Tensor, g: Optional[torch.Tenso
     )
 
 
-def _pack_gated_layer(layer, dtype: torch.dtype, frames: int, last: bool) -> _GatedLayer:
+def _pack_gated_layer(layer, dtype: torch.dtype, frames: Optional[int], last: bool) -> _GatedLayer:
     gate_weight, gate_bias = effective_weight(layer.conv), layer.conv.bias
     half = gate_weight.size(0) // 2
     padding, dilation = layer.conv.padding[0], layer.conv.dilation[0]
@@ -81,9 +90,10 @@ def _pack_gated_layer(layer, dtype: torch.dtype, frames: int, last: bool) -> _Ga
     )
 
 
-def _pack_coupling(coupling, dtype: torch.dtype, frames: int) -> _CouplingPlan:
-    """Pack one coupling layer; its WaveNet has the layout ``vits_wavenet`` builds (no first or
-    last conv, no local conditioning, unscaled residuals)."""
+def _pack_coupling(coupling, dtype: torch.dtype, frames: Optional[int]) -> _CouplingPlan:
+    """Pack one coupling layer for inputs ``frames`` long (None: plain weights); its WaveNet has
+    the layout ``vits_wavenet`` builds (no first or last conv, no local conditioning,
+    unscaled residuals)."""
     wavenet = coupling.encoder
     skip_scale = math.sqrt(1.0 / len(wavenet.conv_layers)) if wavenet.scale_skip_connect else 1.0
     last = len(wavenet.conv_layers) - 1
@@ -107,25 +117,37 @@ def inverse(flow, z_p: torch.Tensor, g: Optional[torch.Tensor] = None) -> torch.
     """
     dtype = plan_dtype(flow.inference_precision)
     frames = z_p.size(2)
+    width = grid_width(frames)
     couplings = [layer for layer in flow.flows if hasattr(layer, "encoder")]
-    plans = flow.packed_plan(dtype, frames, lambda: [_pack_coupling(layer, dtype, frames) for layer in couplings])
+    plans = flow.plan_for_width(dtype, width, lambda steps: [_pack_coupling(layer, dtype, steps) for layer in couplings])
     plans = iter(reversed(plans))
-    x = z_p.unsqueeze(2).contiguous(memory_format=CHANNELS_LAST)  # (1, C, 1, T)
+    x = zero_padded(z_p.unsqueeze(2), width)  # (1, C, 1, width)
     with torch.autocast("cpu", enabled=False):
         for layer in reversed(flow.flows):
             if hasattr(layer, "encoder"):
-                x = _coupling_inverse(layer, next(plans), x, g)
+                x = _coupling_inverse(layer, next(plans), x, g, frames)
             else:  # a channel flip
                 x = x.flip(1)
-    return x.squeeze(2).contiguous()
+    return x[:, :, 0, :frames].contiguous()
 
 
-def _coupling_inverse(coupling, plan: _CouplingPlan, x: torch.Tensor, g: Optional[torch.Tensor]) -> torch.Tensor:
-    """Undo one coupling layer on ``x`` (1, C, 1, T): ``x_b = (x_b - m) * exp(-logs)``."""
+def _coupling_inverse(coupling, plan: _CouplingPlan, x: torch.Tensor, g: Optional[torch.Tensor],
+                      frames: int) -> torch.Tensor:
+    """Undo one coupling layer on ``x`` (1, C, 1, T): ``x_b = (x_b - m) * exp(-logs)``.
+
+    Steps from ``frames`` on are padding: the hidden signal is zeroed there after each conv
+    that writes it, as it is read across time (kernel 5); the rest is read by 1x1 convs
+    only, so what it holds there stays there."""
+
+    def cut(signal: torch.Tensor) -> torch.Tensor:
+        if frames < signal.size(3):
+            signal[:, :, :, frames:] = 0
+        return signal
+
     half = coupling.half_channels
     x_a, x_b = x[:, :half], x[:, half:]
     dtype = plan.input.weight.dtype
-    h = conv(x_a.to(dtype).contiguous(memory_format=CHANNELS_LAST), plan.input)
+    h = cut(conv(x_a.to(dtype).contiguous(memory_format=CHANNELS_LAST), plan.input))
     skips = None
     for layer in plan.layers:
         tanh_half, sigmoid_half = layer.tanh_half, layer.sigmoid_half
@@ -135,7 +157,7 @@ def _coupling_inverse(coupling, plan: _CouplingPlan, x: torch.Tensor, g: Optiona
             sigmoid_half = sigmoid_half._replace(bias=_plus(sigmoid_half.bias, term[term.numel() // 2:]))
         acts = conv(h, tanh_half, "tanh").mul_(conv(h, sigmoid_half, "sigmoid"))
         if layer.residual is not None:
-            h = conv_add(acts, h, layer.residual, in_place=True)
+            h = cut(conv_add(acts, h, layer.residual, in_place=True))
         skips = conv(acts, layer.skip) if skips is None else conv_add(acts, skips, layer.skip, in_place=True)
     stats = conv(skips, plan.projection).float()
     if coupling.use_only_mean:
