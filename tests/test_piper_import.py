@@ -149,7 +149,8 @@ def test_relative_position_transformer_is_pipers_encoder():
         projection = any(part in name for part in (".query.", ".key.", ".value.", ".output."))
         state[name] = tensor[..., 0] if projection and tensor.dim() == 3 else tensor
     ours.load_state_dict(state)
-    for length, lengths in ((3, [3, 2]), (13, [13, 7])):
+    # 37 tokens: synthesis pads the feed-forward's input to 40 (the width grid).
+    for length, lengths in ((3, [3, 2]), (13, [13, 7]), (37, [37, 30])):
         x = torch.randn(2, 32, length)
         mask = (torch.arange(length)[None] < torch.tensor(lengths)[:, None]).float().unsqueeze(1)
         x_reference, x_ours = x.clone().requires_grad_(), x.clone().requires_grad_()

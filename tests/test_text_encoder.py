@@ -285,21 +285,3 @@ def test_our_modules_import_and_run_without_espnet():
     assert done.returncode == 0, done.stderr
     assert "Flash Attention" not in done.stdout + done.stderr
 
-
-@pytest.mark.parametrize("encoder_type", ["conformer", "vits_transformer"])
-def test_padding_invariance_is_what_the_encoder_says(encoder_type):
-    """Synthesis pads a sentence to the token grid before an encoder that says padding leaves
-    its tokens' outputs unchanged: the paper's Transformer does, the Conformer (its
-    convolution module reads the padding) does not."""
-    torch.manual_seed(0)
-    encoder = TextEncoder(**CONFIGS["tiny"], encoder_type=encoder_type).eval()
-    tokens, lengths = padded_batch(TINY_GENERATOR_PARAMS["vocabs"], [21], seed=3)
-    padded = torch.cat([tokens, torch.full((1, 7), 5)], dim=1)  # real ids on the padding
-    with torch.no_grad():
-        alone, after_padding = encoder(tokens, lengths), encoder(padded, lengths)
-    difference = max((a - p[:, :, :21]).abs().max().item() for a, p in zip(alone[:3], after_padding[:3]))
-    if encoder.padding_invariant:
-        assert difference < 1e-5
-    else:
-        assert difference > 1e-3
-    assert encoder.padding_invariant == (encoder_type == "vits_transformer")

@@ -7,10 +7,12 @@ each conv transposes its input to ``(B, C, T)``, and oneDNN reorders it again; y
 packed kernels of :mod:`espnet2_vits_ext.acceleration.packed_conv` read and write. So here
 both convs run on it as it is, with the ReLU fused into the first: on joe-medium's encoder
 (635 tokens, 192 -> 768 -> 192, kernel 3; AVX512-BF16 EPYC, 2 threads) 10.0 -> 5.9 ms a block.
-Sentence lengths change from call to call, so the weights stay plain until a width repeats
-(:meth:`~espnet2_vits_ext.acceleration.packed_conv.PackedPlanCache.plan_for_width`): on joe's
-encoder over 13 new lengths plain weights took 449-473 ms against 533-548 ms repacking for
-each, and as long as packed ones on repeats.
+Sentence lengths change from call to call: the tokens are zero-padded to the width grid of
+:func:`~espnet2_vits_ext.acceleration.packed_conv.grid_width` (the first conv's output zeroed
+again there), so that oneDNN's kernels are reused, and the weights stay plain until a width
+repeats (:meth:`~espnet2_vits_ext.acceleration.packed_conv.PackedPlanCache.plan_for_width`):
+on joe's encoder over 13 new lengths plain weights took 449-473 ms against 533-548 ms
+repacking for each, and as long as packed ones on repeats.
 
 Float32 only, and so not under autocast: the text encoder sets the durations, which must
 not move with the precision of the decoder.
@@ -22,7 +24,7 @@ import torch
 from torch import nn
 
 from espnet2_vits_ext.acceleration.packed_conv import (
-    PackedPlanCache, conv, pack_conv1d, runs_natively,
+    PackedPlanCache, conv, grid_width, pack_conv1d, runs_natively, zero_padded,
 )
 
 
@@ -54,18 +56,23 @@ def forward(owner: PackedPlanCache, first: nn.Conv1d, second: nn.Conv1d, x: torc
     Returns:
         Tensor: (B, T, C).
     """
+    tokens = x.size(1)
+    width = grid_width(tokens)
+
     def build(steps: Optional[int]):
         return [pack_conv1d(c.weight, c.bias, torch.float32, c.kernel_size[0] // 2, 1, steps) for c in (first, second)]
 
-    packed_first, packed_second = owner.plan_for_width(torch.float32, x.size(1), build)
+    packed_first, packed_second = owner.plan_for_width(torch.float32, width, build)
     signal = x.unsqueeze(2).permute(0, 3, 2, 1)  # (B, C, 1, T), channels-last: the same memory
     frame_mask = None if mask is None else mask.unsqueeze(2)  # (B, 1, 1, T)
     if frame_mask is not None:
         signal = signal * frame_mask
-    h = conv(signal, packed_first, "relu")
+    h = conv(zero_padded(signal, width) if width > tokens else signal, packed_first, "relu")
     if frame_mask is not None:
-        h = h * frame_mask
-    y = conv(h, packed_second)
+        h[..., :tokens].mul_(frame_mask)
+    if width > tokens:
+        h[..., tokens:] = 0  # what the second conv reads past the end
+    y = conv(h, packed_second)[..., :tokens]
     if frame_mask is not None:
         y = y * frame_mask
-    return y.permute(0, 3, 2, 1).squeeze(2)  # (B, T, C), contiguous
+    return y.permute(0, 3, 2, 1).squeeze(2).contiguous()  # (B, T, C)

@@ -15,7 +15,7 @@ VITS uses Conformer blocks instead (:mod:`espnet2_vits_ext.layers.conformer`);
 """
 
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -89,12 +89,13 @@ class RelativePositionSelfAttention(nn.Module):
         batch, length, _ = x.shape
         return x.view(batch, length, self.heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
 
-    def forward(self, x: torch.Tensor, pair_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, masked_pairs: Optional[torch.Tensor]) -> torch.Tensor:
         """Attend over the sequence.
 
         Args:
             x: Input (B, T, C).
-            pair_mask: (B, 1, T, T), nonzero where query and key are both tokens.
+            masked_pairs: (B, 1, T, T) bool, True where query or key is padding; None when
+                nothing is.
 
         Returns:
             Tensor: (B, T, C).
@@ -103,24 +104,49 @@ class RelativePositionSelfAttention(nn.Module):
         query = self._split_heads(self.query(x)) / math.sqrt(self.head_dim)
         key = self._split_heads(self.key(x))
         value = self._split_heads(self.value(x))
-        to_slot, to_key = relative_index_tables(length, self.window, x.device)
 
         scores = torch.matmul(query, key.transpose(-2, -1))  # (B, H, T, T)
-        # (B, H, T, D) @ (D, 2w+1) -> (B, H, T, 2w+1), then scattered to absolute keys.
+        # (B, H, T, D) @ (D, 2w+1) -> (B, H, T, 2w+1): query i against offsets -w..w.
         relative_scores = torch.matmul(query, self.emb_rel_k[0].transpose(0, 1))
-        relative_scores = F.pad(relative_scores, (0, 1))  # the zero slot for far pairs
-        scores = scores + relative_scores.gather(-1, to_slot.expand(batch, self.heads, length, length))
-        scores = scores.masked_fill(pair_mask == 0, MASKED_SCORE)
+        scores = self._add_offset_terms(scores, relative_scores)
+        if masked_pairs is not None:
+            scores = scores.masked_fill(masked_pairs, MASKED_SCORE)
         probabilities = self.dropout(torch.softmax(scores, dim=-1))
 
         attended = torch.matmul(probabilities, value)  # (B, H, T, D)
-        # Probability mass at each offset slot: (B, H, T, T+1) gathered to (B, H, T, 2w+1).
-        slot_probabilities = F.pad(probabilities, (0, 1)).gather(
-            -1, to_key.expand(batch, self.heads, length, 2 * self.window + 1)
-        )
-        attended = attended + torch.matmul(slot_probabilities, self.emb_rel_v[0])
+        attended = attended + torch.matmul(self._offset_probabilities(probabilities), self.emb_rel_v[0])
         attended = attended.transpose(1, 2).reshape(batch, length, channels)
         return self.output(attended)
+
+    def _add_offset_terms(self, scores: torch.Tensor, relative_scores: torch.Tensor) -> torch.Tensor:
+        """``scores`` (B, H, T, T) plus ``relative_scores`` (B, H, T, 2w+1) at the key of each
+        offset: entry (i, r) goes to key ``i + r - w``; offsets past the sequence are dropped."""
+        length, window = scores.size(-1), self.window
+        if torch.jit.is_tracing():  # ONNX export: gathers (the graph has no diagonal views)
+            to_slot, _ = relative_index_tables(length, window, scores.device)
+            relative_scores = F.pad(relative_scores, (0, 1))  # the zero slot for far pairs
+            return scores + relative_scores.gather(-1, to_slot.expand(*scores.shape))
+        # In place on the 2w+1 diagonals: no (T, T) temporaries.
+        for slot, offset in enumerate(range(-window, window + 1)):
+            if abs(offset) < length:
+                queries = slice(max(0, -offset), length - max(0, offset))
+                scores.diagonal(offset, -2, -1).add_(relative_scores[..., queries, slot])
+        return scores
+
+    def _offset_probabilities(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """(B, H, T, 2w+1): the probability of query i at key ``i + r - w`` (0 outside the
+        sequence), from ``probabilities`` (B, H, T, T)."""
+        length, window = probabilities.size(-1), self.window
+        if torch.jit.is_tracing():
+            _, to_key = relative_index_tables(length, window, probabilities.device)
+            padded = F.pad(probabilities, (0, 1))  # the zero column for keys outside
+            return padded.gather(-1, to_key.expand(*probabilities.shape[:-1], 2 * window + 1))
+        slots = probabilities.new_zeros(*probabilities.shape[:-1], 2 * window + 1)
+        for slot, offset in enumerate(range(-window, window + 1)):
+            if abs(offset) < length:
+                queries = slice(max(0, -offset), length - max(0, offset))
+                slots[..., queries, slot] = probabilities.diagonal(offset, -2, -1)
+        return slots
 
 
 class ConvFeedForward(PackedPlanCache, nn.Module):
@@ -218,11 +244,13 @@ class RelativePositionTransformer(nn.Module):
             Tensor: (B, T_text, C), zero on padding.
         """
         time_mask = mask.transpose(1, 2)  # (B, T, 1)
-        pair_mask = mask.unsqueeze(2) * mask.unsqueeze(-1)  # (B, 1, T, T)
+        masked_pairs = None  # a single sentence (synthesis) has no padding to mask
+        if x.size(0) > 1 or not bool(mask.all()):
+            masked_pairs = (mask.unsqueeze(2) * mask.unsqueeze(-1)) == 0  # (B, 1, T, T)
         x = x * time_mask
         blocks = zip(self.attention_layers, self.attention_norms, self.feed_forward_layers, self.feed_forward_norms)
         for attention, attention_norm, feed_forward, feed_forward_norm in blocks:
-            x = attention_norm(x + self.dropout(attention(x, pair_mask)))
+            x = attention_norm(x + self.dropout(attention(x, masked_pairs)))
             y = feed_forward(x, mask)
             x = feed_forward_norm(x + self.dropout(y))
         return x * time_mask

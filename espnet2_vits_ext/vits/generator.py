@@ -304,14 +304,9 @@ class VITSGenerator(torch.nn.Module):
             SynthesisLatent: latent (B, H, T_feats) and condition (B, global_channels, 1) or
                 None, the path (B, T_feats, T_text) and durations (B, T_text).
         """
-        tokens = text.size(1)
-        width = self._token_grid_width(text, dur)
-        if self.text_encoder.padding_invariant:
-            text = F.pad(text, (0, width - tokens))
         hidden, token_means, token_log_stds, text_mask = self.text_encoder(text, text_lengths)
         g = global_condition(self, sids, spembs, lids)
-        durations = self._durations(hidden, text_mask, g, dur, noise_scale_dur, alpha, width)[:, :tokens]
-        token_means, token_log_stds, text_mask = (t[:, :, :tokens] for t in (token_means, token_log_stds, text_mask))
+        durations = self._durations(hidden, text_mask, g, dur, noise_scale_dur, alpha)
         # At least one frame, so that an all-zero prediction still decodes.
         feats_lengths = torch.clamp_min(durations.sum(1), 1).long()
         feats_mask = non_pad_mask(feats_lengths)  # (B, T_feats): a sync, needed for T_feats
@@ -331,17 +326,6 @@ class VITSGenerator(torch.nn.Module):
         z = self.flow(z_p, feats_mask, g=g, inverse=True)
         return SynthesisLatent((z * feats_mask)[:, :, :max_len], g, attention, durations)
 
-    @staticmethod
-    def _token_grid_width(text: torch.Tensor, dur: Optional[torch.Tensor]) -> int:
-        """Tokens to pad one sentence's synthesis to: its length on the grid of
-        :func:`~espnet2_vits_ext.acceleration.packed_conv.grid_width` for CPU inference of
-        one unpadded sentence (every new sentence length would otherwise build oneDNN kernels
-        of its own: ~5 ms in joe-medium's duration predictor), else its length."""
-        tokens = text.size(1)
-        if torch.is_grad_enabled() or text.device.type != "cpu" or text.size(0) != 1 or dur is not None:
-            return tokens
-        return grid_width(tokens)
-
     def _durations(
         self,
         hidden: torch.Tensor,
@@ -350,23 +334,26 @@ class VITSGenerator(torch.nn.Module):
         dur: Optional[torch.Tensor],
         noise_scale_dur: float,
         alpha: float,
-        width: int,
     ) -> torch.Tensor:
-        """Frames per token (B, T_width): ``dur`` as given, else sampled from the duration
-        predictor (``hidden`` (B, H, T_text), ``text_mask`` (B, 1, T_text)) and scaled by
-        ``alpha``. The predictor runs on tokens zero-padded to ``width`` (>= T_text; padding
-        gets no frames), on ESPnet's noise draws for the T_text tokens."""
+        """Frames per token (B, T_text): ``dur`` as given, else sampled from the duration predictor
+        (``hidden`` (B, H, T_text), ``text_mask`` (B, 1, T_text)) and scaled by ``alpha``.
+
+        Synthesis of one sentence on CPU runs the predictor on tokens zero-padded to the grid
+        of :func:`~espnet2_vits_ext.acceleration.packed_conv.grid_width` (padding gets no
+        frames), with ESPnet's noise draws for the real tokens: every new sentence length
+        would otherwise build oneDNN kernels of its own (~5 ms on joe-medium)."""
         if dur is not None:
             return dur.reshape(hidden.size(0), -1)
-        noise, tokens = None, text_mask.size(2)
-        if width > tokens:  # (CPU only) ESPnet's draws for the real tokens, zero on the padding
-            noise = F.pad(torch.randn(hidden.size(0), 2, tokens), (0, width - tokens))
-            if hidden.size(2) < width:  # an encoder that was not run padded
-                hidden, text_mask = (F.pad(t, (0, width - tokens)) for t in (hidden, text_mask))
+        tokens, noise = hidden.size(2), None
+        one_sentence_on_cpu = not torch.is_grad_enabled() and hidden.device.type == "cpu" and hidden.size(0) == 1
+        width = grid_width(tokens) if one_sentence_on_cpu else tokens
+        if width > tokens:
+            noise = F.pad(torch.randn(1, 2, tokens), (0, width - tokens))  # as ESPnet draws it
+            hidden, text_mask = F.pad(hidden, (0, width - tokens)), F.pad(text_mask, (0, width - tokens))
         log_durations = self.duration_predictor(
             hidden, text_mask, g=g, inverse=True, noise_scale=noise_scale_dur, noise=noise
         )
-        return torch.ceil(torch.exp(log_durations) * text_mask * alpha)[:, 0]
+        return torch.ceil(torch.exp(log_durations[..., :tokens]) * text_mask[..., :tokens] * alpha)[:, 0]
 
     def _reconstruct(
         self,

@@ -112,10 +112,6 @@ class TextEncoder(nn.Module):
                 cnn_module_kernel=conformer_kernel_size,
             )
         self.proj = nn.Conv1d(attention_dim, attention_dim * 2, 1)
-        # The paper's Transformer masks the input of every layer, so zero-padding a sentence
-        # leaves its tokens' outputs as they were; the Conformer's convolution module reads
-        # across the padding (ESPnet's too), so its outputs there depend on it.
-        self.padding_invariant = encoder_type == "vits_transformer"
 
     def forward(
         self, x: torch.Tensor, x_lengths: torch.Tensor
