@@ -9,7 +9,8 @@ phoneme ids (Piper's own phonemizer: espeak-ng through ``piper.voice``). Both wi
 ORT's) and length scale 1; ORT also with Piper's default scales (0.667 / 1 / 0.8), which cost the
 same work plus the noise draws.
 
-Timing mode (default): every variant in this process, repeats interleaved, medians after warm-up;
+Timing mode (default): every variant in this process, repeats interleaved (each after a pause,
+:data:`SETTLE_S`), medians after warm-up;
 the first-audio latency of the sentence (ORT: the whole sentence, Piper's runtime returns a
 sentence at once; ours streaming: the first chunk of
 :func:`espnet2_vits_ext.inference.streaming.synthesize_streaming`) and the largest difference
@@ -47,6 +48,11 @@ LONG_SENTENCE = (
 )
 VARIANTS = ("ort-fp32", "ort-fp32-default-noise", "ours-fp32", "ours-bf16")
 NOISE_OFF = (0.0, 1.0, 0.0)  # noise_scale, length_scale, noise_w as Piper's scales input
+# Idle seconds before every timed call. ONNX Runtime's worker threads spin-wait after a run (its
+# default, which Piper keeps) and hold the two cores for 10-100 ms: right after an ORT run, our
+# text encoder took twice as long (joe, 13 sentences: 804 ms with a 10 ms pause, 462 ms with
+# 100 ms). After a pause each runtime starts on idle cores, as it would in a process of its own.
+SETTLE_S = 0.2
 
 
 def phoneme_ids(text: str = LONG_SENTENCE) -> list:
@@ -130,6 +136,7 @@ def ours_first_audio_s(model, ids: list, precision: str) -> float:
     from espnet2_vits_ext.inference.streaming import synthesize_streaming
 
     model.set_inference_precision(precision)
+    time.sleep(SETTLE_S)
     start = time.perf_counter()
     chunks = synthesize_streaming(model, torch.tensor(ids), noise_scale=0.0, noise_scale_dur=0.0)
     next(chunks)
@@ -153,10 +160,11 @@ def steps_of(args, ids: list, variants) -> tuple:
 
 def measure_time(args, ids: list) -> dict:
     steps, model = steps_of(args, ids, args.variants)
-    timing = interleaved_timing(steps, args.repeats, args.warmup)
+    timing = interleaved_timing(steps, args.repeats, args.warmup, pause_s=SETTLE_S)
     waves = {variant: step() for variant, step in steps.items()}
     audio_s = len(waves[args.variants[0]]) / 22050
-    result = dict(threads=args.threads, characters=len(LONG_SENTENCE), phoneme_ids=len(ids), audio_s=audio_s)
+    result = dict(threads=args.threads, characters=len(LONG_SENTENCE), phoneme_ids=len(ids), audio_s=audio_s,
+                  settle_s=SETTLE_S)
     for variant, figures in timing.items():
         result[variant] = dict(rtf=figures["median_s"] / audio_s, **figures)
     result["first_audio_s"] = {}
@@ -205,6 +213,7 @@ def new_lengths_rtf(args, ids: list, steps: dict, model) -> dict:
                     synthesize = ort_synthesizer(args.threads, prefix, NOISE_OFF, session)
                 else:
                     synthesize = ours_synthesizer(model, prefix, variant.split("-")[1])
+                time.sleep(SETTLE_S)
                 start = time.perf_counter()
                 wave = synthesize()
                 seconds[variant] += time.perf_counter() - start

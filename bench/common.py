@@ -86,16 +86,18 @@ def make_input(tokens: int, frames_per_token: int):
 
 
 def interleaved_timing(
-    steps: Dict[str, Callable[[], None]], repeats: int, warmup: int
+    steps: Dict[str, Callable[[], None]], repeats: int, warmup: int, pause_s: float = 0.0
 ) -> Dict[str, Dict[str, float]]:
     """Median, min and max seconds of each step; ``warmup`` untimed rounds, then
-    ``repeats`` rounds that run every step once, in turn."""
+    ``repeats`` rounds that run every step once, in turn, each after ``pause_s`` idle
+    seconds (see ``bench_piper_voice.SETTLE_S``)."""
     for _ in range(warmup):
         for step in steps.values():
             step()
     times: Dict[str, List[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
+            time.sleep(pause_s)
             start = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - start)

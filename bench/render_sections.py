@@ -42,7 +42,11 @@ def piper_voice_section(voice: dict, memory: dict, streaming: Optional[dict]) ->
              f"`onnxruntime` (CPU provider, {voice['threads']} intra-op threads) as Piper feeds it, against ours: "
              "the same voice imported with `import_piper`, `FastVITS.inference`. One sentence of "
              f"{voice['characters']} characters, {voice['phoneme_ids']} Piper phoneme ids, "
-             f"{_fmt(voice['audio_s'], 2)} s of audio; noise off (length scale 1) unless said.", "",
+             f"{_fmt(voice['audio_s'], 2)} s of audio; noise off (length scale 1) unless said."
+             + ("" if "settle_s" not in voice else
+                f" Every timed call starts after {voice['settle_s']} s idle: ONNX Runtime's worker threads "
+                "spin-wait after a run (its default) and slowed whatever ran next in this process (our text "
+                "encoder 2x)."), "",
              "| variant | RTF (median) | min - max s | speed-up vs ORT fp32 | first audio s | peak RSS MiB (model) |",
              "|---|---|---|---|---|---|"]
     first = voice.get("first_audio_s", {})

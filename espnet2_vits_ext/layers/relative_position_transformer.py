@@ -245,7 +245,7 @@ class RelativePositionTransformer(nn.Module):
         """
         time_mask = mask.transpose(1, 2)  # (B, T, 1)
         masked_pairs = None  # a single sentence (synthesis) has no padding to mask
-        if x.size(0) > 1 or not bool(mask.all()):
+        if torch.jit.is_tracing() or x.size(0) > 1 or not bool(mask.all()):  # (an exported graph masks)
             masked_pairs = (mask.unsqueeze(2) * mask.unsqueeze(-1)) == 0  # (B, 1, T, T)
         x = x * time_mask
         blocks = zip(self.attention_layers, self.attention_norms, self.feed_forward_layers, self.feed_forward_norms)
