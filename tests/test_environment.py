@@ -8,6 +8,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Run in a child interpreter: records every attempt to resolve a host name or open a
@@ -151,6 +153,23 @@ def test_explicit_import_registers_even_when_startup_hook_is_disabled():
     )
     result = run_python(code, {"ESPNET2_VITS_EXT_DISABLE_HOOK": "1"})
     assert result.stdout.strip().endswith("True"), result.stderr
+
+
+@pytest.mark.parametrize("preset", [None, "300"])
+def test_model_import_raises_onednn_kernel_cache_unless_the_user_set_it(preset):
+    """Synthesis over many sentence lengths in both precisions builds more oneDNN kernels
+    than its default cache holds (1024), so importing the model raises the capacity before
+    any kernel is built; a capacity the user chose stays."""
+    from espnet2_vits_ext.acceleration.packed_conv import PRIMITIVE_CACHE_CAPACITY
+
+    env = {key: value for key, value in os.environ.items() if key != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    if preset is not None:
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = preset
+    code = ("import os, espnet2.tasks.tts; from espnet2_vits_ext.vits.fast_vits import FastVITS;"
+            "print('CAPACITY', os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert f"CAPACITY {preset or PRIMITIVE_CACHE_CAPACITY}" in result.stdout, result.stderr
 
 
 def test_phonemizer_finds_bundled_espeak_without_environment_variables():
