@@ -44,7 +44,8 @@ def applies(first: nn.Conv1d, x: torch.Tensor) -> bool:
 
 def forward(owner: PackedPlanCache, first: nn.Conv1d, second: nn.Conv1d, x: torch.Tensor,
             mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``second(relu(first(x)))`` over time, on packed weights cached on ``owner``.
+    """``second(relu(first(x)))`` over time, on oneDNN weights cached on ``owner`` (plain, or
+    packed for the padded width once it repeats).
 
     Args:
         owner: The feed-forward module that holds ``first`` and ``second``.
