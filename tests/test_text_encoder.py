@@ -284,4 +284,3 @@ def test_our_modules_import_and_run_without_espnet():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Flash Attention" not in done.stdout + done.stderr
-

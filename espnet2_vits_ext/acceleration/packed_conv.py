@@ -118,14 +118,12 @@ class PackedPlanCache:
         a pack costs a reorder of every weight up front (joe-medium's flow: plain 7-10% slower
         a call, ~2 ms; packing ~12 ms), which pays only where a width keeps repeating.
         """
-        cached = (self._packed_plans or {}).get(dtype)
-        if cached is not None and cached[0] == (parameter_key(self.modules()), width):
-            return cached[1]
         plans = self._packed_plans = self._packed_plans or {}
         previous, calls = plans.get(("width run", dtype), (None, 0))
         calls = calls + 1 if previous == width else 1
         plans[("width run", dtype)] = (width, calls)
-        if calls >= CALLS_BEFORE_PACKING:
+        packed = plans.get(dtype)
+        if calls >= CALLS_BEFORE_PACKING or (packed is not None and packed[0][1] == width):
             return self.packed_plan(dtype, width, lambda: build(width))
         return self.packed_plan((dtype, "plain"), 0, lambda: build(None))
 
@@ -157,16 +155,15 @@ def pack_conv1d(weight: torch.Tensor, bias: Optional[torch.Tensor], dtype: torch
     (measured on joe's flow in bf16: a 192 -> 384, kernel-5 conv packed for 50 frames took
     11 ms at 100 frames against 0.2 ms packed for 100; the layout changes at several widths,
     differently per shape and precision). So callers pack for the widths they run. ``steps``
-    None keeps the weight plain (dense, only cast): oneDNN's reorder from there, in every
-    call, is fast (on joe's flow a call costs 7-10% more than on its own pack).
+    None (plain convs only) keeps the weight plain, dense and only cast: oneDNN's reorder from
+    there, in every call, is fast (on joe's flow a call costs 7-10% more than on its own pack).
     """
     weight4 = weight.to(dtype).unsqueeze(2)  # (.., .., 1, K)
     bias = None if bias is None else bias.to(dtype)
     pad, dil = [0, padding], [1, dilation]
-    if steps is None:
-        stride, out_pad = ([1, 1], None) if transposed is None else ([1, transposed[0]], [0, transposed[1]])
-        return PackedConv(weight4.contiguous(), bias, pad, stride, dil, out_pad)
     if transposed is None:
+        if steps is None:
+            return PackedConv(weight4.contiguous(), bias, pad, [1, 1], dil, None)
         input_size = [1, weight.size(1), 1, steps]
         packed = torch.ops.mkldnn._reorder_convolution_weight(weight4, pad, [1, 1], dil, 1, input_size)
         return PackedConv(packed, bias, pad, [1, 1], dil, None)

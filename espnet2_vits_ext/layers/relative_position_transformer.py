@@ -127,10 +127,8 @@ class RelativePositionSelfAttention(nn.Module):
             relative_scores = F.pad(relative_scores, (0, 1))  # the zero slot for far pairs
             return scores + relative_scores.gather(-1, to_slot.expand(*scores.shape))
         # In place on the 2w+1 diagonals: no (T, T) temporaries.
-        for slot, offset in enumerate(range(-window, window + 1)):
-            if abs(offset) < length:
-                queries = slice(max(0, -offset), length - max(0, offset))
-                scores.diagonal(offset, -2, -1).add_(relative_scores[..., queries, slot])
+        for slot, offset, queries in self._diagonals(length):
+            scores.diagonal(offset, -2, -1).add_(relative_scores[..., queries, slot])
         return scores
 
     def _offset_probabilities(self, probabilities: torch.Tensor) -> torch.Tensor:
@@ -142,11 +140,17 @@ class RelativePositionSelfAttention(nn.Module):
             padded = F.pad(probabilities, (0, 1))  # the zero column for keys outside
             return padded.gather(-1, to_key.expand(*probabilities.shape[:-1], 2 * window + 1))
         slots = probabilities.new_zeros(*probabilities.shape[:-1], 2 * window + 1)
-        for slot, offset in enumerate(range(-window, window + 1)):
-            if abs(offset) < length:
-                queries = slice(max(0, -offset), length - max(0, offset))
-                slots[..., queries, slot] = probabilities.diagonal(offset, -2, -1)
+        for slot, offset, queries in self._diagonals(length):
+            slots[..., queries, slot] = probabilities.diagonal(offset, -2, -1)
         return slots
+
+    def _diagonals(self, length: int):
+        """``(slot, offset, queries)`` of each offset -w..w that fits in ``length`` tokens:
+        its slot in the embedding table, and the queries whose key ``i + offset`` exists (the
+        order of the elements of the (T, T) matrix's diagonal at that offset)."""
+        for slot, offset in enumerate(range(-self.window, self.window + 1)):
+            if abs(offset) < length:
+                yield slot, offset, slice(max(0, -offset), length - max(0, offset))
 
 
 class ConvFeedForward(PackedPlanCache, nn.Module):
