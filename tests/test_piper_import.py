@@ -132,7 +132,6 @@ def test_relative_position_transformer_is_pipers_encoder():
     """Our layer against Piper's training code, with padding, above and below the window."""
     from piper.train.vits.attentions import Encoder
 
-    from espnet2_vits_ext.acceleration.packed_conv import CALLS_BEFORE_PACKING
     from espnet2_vits_ext.layers.relative_position_transformer import RelativePositionTransformer
 
     torch.manual_seed(0)
@@ -167,12 +166,12 @@ def test_relative_position_transformer_is_pipers_encoder():
         reference.zero_grad()
         ours.zero_grad()
         # Synthesis: the oneDNN feed-forward, masked where padded, on plain weights and, once
-        # the width has repeated, on weights packed for it.
+        # the padded width comes again, on weights packed for it.
         with torch.no_grad():
-            for _ in range(CALLS_BEFORE_PACKING):
+            for _ in range(2):
                 got = ours(x.transpose(1, 2), mask).transpose(1, 2)
                 torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-        assert all(torch.float32 in layer._packed_plans for layer in ours.feed_forward_layers)
+        assert all(layer._packed_plans[torch.float32][1].by_width for layer in ours.feed_forward_layers)
 
 
 def _run_import(voice: Path, out: Path, capsys):

@@ -1,5 +1,6 @@
 """Our WaveNet, posterior encoder and residual coupling flow against ESPnet's."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +14,6 @@ from helpers.espnet_parity import (
     weighted_sum,
 )
 
-from espnet2_vits_ext.acceleration.packed_conv import CALLS_BEFORE_PACKING
 from espnet2_vits_ext.vits.posterior_encoder import PosteriorEncoder
 from espnet2_vits_ext.layers.flip_flow import FlipFlow
 from espnet2_vits_ext.vits.flow import ResidualAffineCouplingBlock, ResidualAffineCouplingLayer
@@ -149,9 +149,9 @@ def test_flow_matches_espnet_both_ways_and_inverts(config, global_channels, use_
 @pytest.mark.parametrize("use_only_mean", [True, False])
 def test_synthesis_on_prepacked_weights_matches_espnet(global_channels, use_only_mean):
     """Synthesis (inverse, batch 1 without padding, autograd off, CPU) runs on oneDNN weights,
-    the latent zero-padded to the width grid (300 frames -> 320): plain weights until a few
-    calls in a row have had one width, then packed for it. The same z as ESPnet's
-    flow on both, and new weights are picked up."""
+    the latent zero-padded to the width grid (300 frames -> 320): plain weights the first time
+    a width comes, then packed for it. The same z as ESPnet's flow on both, and new weights
+    are picked up."""
     import copy
 
     kwargs = dict(flow_kwargs(LJSPEECH_GENERATOR_PARAMS, global_channels), use_only_mean=use_only_mean)
@@ -164,18 +164,16 @@ def test_synthesis_on_prepacked_weights_matches_espnet(global_channels, use_only
     z_p = torch.randn(1, kwargs["in_channels"], 300, generator=torch.Generator().manual_seed(5))
     mask, g = torch.ones(1, 1, 300), speaker(global_channels, 1)
 
-    def packed_width():
-        entry = ours._packed_plans.get(torch.float32)
-        return None if entry is None else entry[0][1]
+    def planned_widths():
+        return sorted(ours._packed_plans[torch.float32][1].by_width)
 
     with torch.inference_mode():
         expected = espnet(z_p, mask, g=g, inverse=True)
         assert not ours._packed_plans
-        for _ in range(CALLS_BEFORE_PACKING - 1):
-            torch.testing.assert_close(ours(z_p, mask, g=g, inverse=True), expected, atol=1e-5, rtol=1e-5)
-            assert (torch.float32, "plain") in ours._packed_plans and packed_width() is None
         torch.testing.assert_close(ours(z_p, mask, g=g, inverse=True), expected, atol=1e-5, rtol=1e-5)
-        assert packed_width() == 320  # the width kept repeating: packed for it
+        assert planned_widths() == []  # met once: plain weights
+        torch.testing.assert_close(ours(z_p, mask, g=g, inverse=True), expected, atol=1e-5, rtol=1e-5)
+        assert planned_widths() == [320]
         with torch.no_grad():
             espnet.flows[0].proj.bias.add_(0.5)
         ours.load_state_dict(espnet.state_dict())
@@ -185,13 +183,49 @@ def test_synthesis_on_prepacked_weights_matches_espnet(global_channels, use_only
         twin = copy.deepcopy(ours)  # copies leave the packed weights behind and rebuild them
         assert twin._packed_plans is None
         torch.testing.assert_close(twin(z_p, mask, g=g, inverse=True), changed, atol=1e-5, rtol=1e-5)
-        # Another length (70 frames, padded to 72) runs on the plain weights, which were
-        # rebuilt for the new parameters too; the pack for 320 stays.
+        # Another length (70 frames, padded to 72): plain weights, then a pack of its own
+        # (the parameters changed: 320 has to come twice again).
         short = z_p[:, :, :70].contiguous()
-        for calls in range(1, CALLS_BEFORE_PACKING + 1):
+        for widths in ([], [72]):
             torch.testing.assert_close(ours(short, mask[:, :, :70], g=g, inverse=True),
                                        espnet(short, mask[:, :, :70], g=g, inverse=True), atol=1e-5, rtol=1e-5)
-            assert packed_width() == (72 if calls == CALLS_BEFORE_PACKING else 320)
+            assert planned_widths() == widths
+
+
+def test_flow_widths_that_pack_alike_share_their_packs():
+    """oneDNN lays a weight out alike for most input widths: over 24 widths, each met twice,
+    the flow keeps a few distinct packs of each weight (shared by the plans, byte for byte
+    those a width of its own would get), and each width's z is still ESPnet's."""
+    from espnet2_vits_ext.acceleration import packed_flow
+    from espnet2_vits_ext.acceleration.packed_conv import MAX_LAYOUTS, _packed_weights, _raw_bytes, grid_width
+
+    kwargs = flow_kwargs(LJSPEECH_GENERATOR_PARAMS, -1)
+    espnet = espnet_coupling.ResidualAffineCouplingBlock(**kwargs).eval()
+    ours = ResidualAffineCouplingBlock(**kwargs).eval()
+    ours.load_state_dict(espnet.state_dict())
+    widths = sorted({grid_width(8 * step) for step in range(8, 60)})  # 64-480 frames, on the grid
+    generator = torch.Generator().manual_seed(2)
+    with torch.inference_mode():
+        for frames in widths + widths:
+            z_p = torch.randn(1, kwargs["in_channels"], frames, generator=generator)
+            mask = torch.ones(1, 1, frames)
+            torch.testing.assert_close(ours(z_p, mask, inverse=True), espnet(z_p, mask, inverse=True),
+                                       atol=1e-5, rtol=1e-5)
+    _, by_layout = ours._packed_plans[torch.float32]
+    assert sorted(by_layout.by_width) == widths
+    plans = {id(plan): plan for plan in by_layout.by_width.values()}
+    assert 1 < len(plans) <= MAX_LAYOUTS < len(widths)
+    couplings = [layer for layer in ours.flows if hasattr(layer, "encoder")]
+    for frames in (widths[0], widths[-1]):  # what the width would pack on its own
+        own = [packed_flow._pack_coupling(layer, torch.float32, frames) for layer in couplings]
+        for weight, shared in zip(_packed_weights(own), _packed_weights(by_layout.by_width[frames])):
+            assert np.array_equal(_raw_bytes(weight), _raw_bytes(shared))
+    per_position = zip(*(_packed_weights(plan) for plan in plans.values()))
+    for packs in per_position:
+        distinct = {id(weight): weight for weight in packs}.values()
+        for weight in distinct:  # no two kept packs of a weight have the same bytes
+            others = [other for other in distinct if other is not weight]
+            assert all(not np.array_equal(_raw_bytes(weight), _raw_bytes(other)) for other in others)
 
 
 @pytest.mark.parametrize("use_only_mean", [True, False])

@@ -10,9 +10,11 @@ Inference only: the packed weights are copies, outside autograd and the ``state_
 owners rebuild them when :func:`parameter_key` of the source parameters changes.
 """
 
+import ctypes
 import os
-from typing import Any, Callable, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
+import numpy as np
 import torch
 
 CHANNELS_LAST = torch.channels_last
@@ -78,54 +80,148 @@ def parameter_key(modules: Iterable[torch.nn.Module]) -> Optional[list]:
         return None
 
 
-# Calls in a row at one input width after which PackedPlanCache.plan_for_width packs for it.
-CALLS_BEFORE_PACKING = 3
+# Plans with distinct weight layouts kept for one module and dtype. oneDNN changes a conv's
+# weight layout at a few input widths only (joe-medium's flow over 64-3328 frames: 4 plans in
+# fp32, 5 in bf16), so this bound is reached only where a pack's bytes cannot be read (each
+# width then has a plan of its own).
+MAX_LAYOUTS = 8
+
+
+def _packed_weights(plan: Any) -> List[torch.Tensor]:
+    """The oneDNN-packed tensors in ``plan`` (PackedConv's in lists and tuples), in order."""
+    if isinstance(plan, torch.Tensor):
+        return [plan] if plan.is_mkldnn else []
+    if isinstance(plan, (list, tuple)):
+        return [weight for part in plan for weight in _packed_weights(part)]
+    return []
+
+
+def _with_weights(plan: Any, weights: Iterator[torch.Tensor]) -> Any:
+    """``plan`` with its packed tensors replaced, in order, by ``weights``."""
+    if isinstance(plan, torch.Tensor):
+        return next(weights) if plan.is_mkldnn else plan
+    if isinstance(plan, tuple) and hasattr(plan, "_fields"):  # a NamedTuple
+        return type(plan)(*[_with_weights(part, weights) for part in plan])
+    if isinstance(plan, (list, tuple)):
+        return type(plan)([_with_weights(part, weights) for part in plan])
+    return plan
+
+
+# Bytes of a packed weight compared to tell its layout from another's: evenly spaced samples
+# (a weight in another layout differs almost everywhere). Comparing whole weights cost 3-5 ms
+# a new width on joe-medium's flow, a third of packing it.
+LAYOUT_SAMPLES = 4096
+
+
+def _raw_bytes(weight: torch.Tensor) -> Optional[np.ndarray]:
+    """A view (no copy) of a packed tensor's memory as uint8; None if oneDNN's is unreadable."""
+    try:
+        address, size = torch.ops.mkldnn.data_ptr(weight), torch.ops.mkldnn._nbytes(weight)
+    except (AttributeError, RuntimeError):
+        return None
+    return np.frombuffer((ctypes.c_uint8 * size).from_address(address), dtype=np.uint8)
+
+
+def layout_fingerprint(weight: torch.Tensor) -> Optional[bytes]:
+    """Size and :data:`LAYOUT_SAMPLES` evenly spaced bytes of a packed weight: the same for two
+    packs of one weight in one layout, different (but for a chance that the samples miss every
+    difference) in two layouts; None if its memory cannot be read. A wrong match would cost
+    speed only: the weight keeps its own layout descriptor, from which oneDNN reorders it if a
+    kernel wants another."""
+    raw = _raw_bytes(weight)
+    if raw is None:
+        return None
+    return raw.size.to_bytes(8, "little") + raw[:: max(1, raw.size // LAYOUT_SAMPLES)].tobytes()
+
+
+class PlansByLayout:
+    """Plans of the same weights for different input widths: plain weights for a width met
+    once, then weights packed for it, every packed weight shared with the plans whose pack
+    of it came out the same. For each width met twice the plan it runs on, and at most
+    :data:`MAX_LAYOUTS` distinct packed plans (the oldest dropped first)."""
+
+    def __init__(self):
+        self.by_width: dict = {}
+        self.plain: Any = None
+        self._met_once: set = set()
+        self._plans: dict = {}  # ids of a plan's packed weights -> the plan
+        self._weights: List[dict] = []  # per position in a plan: layout_fingerprint -> its pack
+
+    def plan(self, width: int, build: Callable[[Optional[int]], Any]) -> Any:
+        """The plan for inputs ``width`` steps long: ``build(None)``'s (plain weights) the first
+        time, then ``build(width)``'s, each packed weight in it replaced by a kept one of the
+        same :func:`layout_fingerprint` (see :meth:`PackedPlanCache.plan_for_width`)."""
+        plan = self.by_width.get(width)
+        if plan is not None:
+            return plan
+        if width not in self._met_once:
+            self._met_once.add(width)
+            if self.plain is None:
+                self.plain = build(None)
+            return self.plain
+        built = build(width)
+        shared = [self._kept(position, weight) for position, weight in enumerate(_packed_weights(built))]
+        key = tuple(id(weight) for weight in shared)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _with_weights(built, iter(shared))
+            if len(self._plans) > MAX_LAYOUTS:
+                self._drop(next(iter(self._plans)))
+        self.by_width[width] = plan
+        return plan
+
+    def _kept(self, position: int, weight: torch.Tensor) -> torch.Tensor:
+        while len(self._weights) <= position:
+            self._weights.append({})
+        fingerprint = layout_fingerprint(weight)
+        if fingerprint is None:  # unreadable: a pack of its own
+            return weight
+        return self._weights[position].setdefault(fingerprint, weight)
+
+    def _drop(self, key: tuple) -> None:
+        dropped = self._plans.pop(key)
+        self.by_width = {width: plan for width, plan in self.by_width.items() if plan is not dropped}
+        live = {weight_id for kept in self._plans for weight_id in kept}
+        self._weights = [{fingerprint: weight for fingerprint, weight in packs.items() if id(weight) in live}
+                         for packs in self._weights]
 
 
 class PackedPlanCache:
     """Mixin for a module that keeps packed weights for CPU synthesis.
 
-    They live in ``_packed_plans`` (dtype -> ((:func:`parameter_key`, width), plan)): never in
-    the ``state_dict``, rebuilt when a parameter changes or a call has another input width,
-    and left out of copies and pickles (oneDNN's packed tensors have no storage to copy; a
-    copy packs its own on first use). Rebuilding for a new width costs one reorder of each
-    weight, what one call of the plain path pays; running on weights packed for another
-    width can cost that reorder inside every call instead (see :func:`pack_conv1d`).
+    They live in ``_packed_plans`` (dtype -> (:func:`parameter_key`, :class:`PlansByLayout`)):
+    never in the ``state_dict``, rebuilt when a parameter changes, and left out of copies and
+    pickles (oneDNN's packed tensors have no storage to copy; a copy packs its own on first use).
     """
 
     _packed_plans: Optional[dict] = None
 
-    def packed_plan(self, dtype: Any, width: int, build: Callable[[], Any]) -> Any:
-        """``build()``'s plan for ``dtype`` (or another key) and inputs ``width`` steps long,
-        cached while this module's parameters stay and calls keep that width."""
-        parameters = parameter_key(self.modules())
-        cached = (self._packed_plans or {}).get(dtype)
-        key = (parameters, width)
-        if parameters is not None and cached is not None and cached[0] == key:
-            return cached[1]
-        plan = build()
-        if parameters is not None:
-            self._packed_plans = {**(self._packed_plans or {}), dtype: (key, plan)}
-        return plan
-
     def plan_for_width(self, dtype: torch.dtype, width: int, build: Callable[[Optional[int]], Any]) -> Any:
-        """``build(width)``'s plan, packed for ``width``, once :data:`CALLS_BEFORE_PACKING` calls
-        in a row have had this width (or while it is cached); before, ``build(None)``'s plan
-        on plain weights (see :func:`pack_conv1d`), cached once.
+        """The plan for inputs ``width`` steps long, cached while this module's parameters
+        stay: ``build(None)``'s on plain weights the first time a width comes, after that
+        ``build(width)``'s, packed for it.
 
-        For a module whose width changes with nearly every sentence: oneDNN reorders a plain
-        weight inside each call nearly as fast as it runs on one packed for that width, while
-        a pack costs a reorder of every weight up front (joe-medium's flow: plain 7-10% slower
-        a call, ~2 ms; packing ~12 ms), which pays only where a width keeps repeating.
+        oneDNN lays a packed weight out for the input width it is packed for, and a call at a
+        width whose kernel wants another layout reorders the weight inside the call, as it
+        does plain weights in every call: on joe-medium's flow, with its kernels built, a call
+        on plain weights took 3-5 ms longer than on weights packed for its width, and packing
+        a width cost 6-8 ms (fp32) or 10-17 ms (bf16) more than one plain call. So a width met
+        once stays plain, and is packed when it comes again. The layout changes at a few
+        widths only (a 192 -> 192 kernel-5 conv in bf16: one for 96-768 steps, others below
+        and above), so each weight packed for a width is compared with those kept and replaced
+        by one laid out alike (a :class:`PlansByLayout`): a module keeps a few packs of each
+        weight however many sentence lengths it meets (joe's flow over 64-3328 frames: 54 MiB
+        in fp32, 38 MiB in bf16, against 27 / 14 MiB for one plan).
         """
+        parameters = parameter_key(self.modules())
+        if parameters is None:
+            return build(width)
         plans = self._packed_plans = self._packed_plans or {}
-        previous, calls = plans.get(("width run", dtype), (None, 0))
-        calls = calls + 1 if previous == width else 1
-        plans[("width run", dtype)] = (width, calls)
-        packed = plans.get(dtype)
-        if calls >= CALLS_BEFORE_PACKING or (packed is not None and packed[0][1] == width):
-            return self.packed_plan(dtype, width, lambda: build(width))
-        return self.packed_plan((dtype, "plain"), 0, lambda: build(None))
+        kept_for, by_layout = plans.get(dtype, (None, None))
+        if kept_for != parameters:
+            by_layout = PlansByLayout()
+            plans[dtype] = (parameters, by_layout)
+        return by_layout.plan(width, build)
 
     def __getstate__(self):
         return {**super().__getstate__(), "_packed_plans": None}
@@ -154,9 +250,10 @@ def pack_conv1d(weight: torch.Tensor, bias: Optional[torch.Tensor], dtype: torch
     kernel for another length wants another layout, every call reorders the weight first
     (measured on joe's flow in bf16: a 192 -> 384, kernel-5 conv packed for 50 frames took
     11 ms at 100 frames against 0.2 ms packed for 100; the layout changes at several widths,
-    differently per shape and precision). So callers pack for the widths they run. ``steps``
-    None (plain convs only) keeps the weight plain, dense and only cast: oneDNN's reorder from
-    there, in every call, is fast (on joe's flow a call costs 7-10% more than on its own pack).
+    differently per shape and precision). So callers pack for the widths they run, and share
+    a pack between widths only where it comes out the same (:meth:`PackedPlanCache.plan_for_width`).
+    ``steps`` None (plain convs only) keeps the weight plain, dense and only cast: oneDNN
+    reorders it in every call.
     """
     weight4 = weight.to(dtype).unsqueeze(2)  # (.., .., 1, K)
     bias = None if bias is None else bias.to(dtype)

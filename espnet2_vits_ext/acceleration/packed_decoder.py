@@ -28,7 +28,6 @@ in float32 it matches the plain path to rounding (~1e-7). In bfloat16 (``precisi
 float32 inside oneDNN; the output is returned in float32.
 """
 
-from collections import OrderedDict
 from typing import List, Optional, Tuple
 
 import torch
@@ -36,7 +35,7 @@ import torch.nn.functional as F
 
 from espnet2_vits_ext.acceleration import weight_norm_folding
 from espnet2_vits_ext.acceleration.packed_conv import (
-    CHANNELS_LAST, PackedConv, conv, conv_add, conv_transpose, grid_width, pack_conv1d,
+    CHANNELS_LAST, PackedConv, PlansByLayout, conv, conv_add, conv_transpose, grid_width, pack_conv1d,
     plan_dtype, runs_natively, zero_padded,
 )
 
@@ -56,8 +55,6 @@ CHUNK_BYTES = 2 * 1024 * 1024
 # or 1/8 of the width, whichever is larger: at most ~WIDTH_STEPS widths a stage below the
 # window, and at most 1/8 of a short signal computed on padding.
 WIDTH_STEPS = 16
-# Input-conv packs kept, one per padded latent width (the one conv that sees the whole latent).
-INPUT_PACKS = 8
 
 
 def applies(decoder, c: torch.Tensor) -> bool:
@@ -83,8 +80,8 @@ class DecoderPlan:
     call (see :func:`espnet2_vits_ext.acceleration.packed_conv.pack_conv1d`). The padded end
     chunks run on these packs too: for the decoder's stage shapes no grid width was slower on
     them than on packs of its own (measured in bf16 on joe-medium; the flow's shapes do differ).
-    The input conv sees the whole latent, so it is packed per padded latent width
-    (:meth:`input_conv`).
+    The input conv sees the whole latent, so it is packed per padded latent width that
+    comes twice, widths that pack alike sharing one pack (:meth:`input_conv`).
     """
 
     def __init__(self, decoder, folded: list, dtype: torch.dtype):
@@ -102,7 +99,7 @@ class DecoderPlan:
         element_size = torch.empty((), dtype=dtype).element_size()
         weights = iter(folded)
         self._input_weights = next(weights)
-        self._input_packs: "OrderedDict[int, PackedConv]" = OrderedDict()
+        self._input_packs = PlansByLayout()
         self.global_weights = next(weights) if decoder.global_channels > 0 else None
         self.upsamples: List[PackedConv] = []
         self.blocks: List[List[Tuple[PackedConv, Optional[PackedConv]]]] = []
@@ -125,15 +122,11 @@ class DecoderPlan:
         self.output = pack_conv1d(*next(weights), torch.float32, decoder._padding, 1, steps)
 
     def input_conv(self, width: int) -> PackedConv:
-        """The input conv packed for latents ``width`` frames long (a padded width), the
-        :data:`INPUT_PACKS` most recently used kept."""
-        packed = self._input_packs.pop(width, None)
-        if packed is None:
-            packed = pack_conv1d(*self._input_weights, self.dtype, self._padding, 1, width)
-            while len(self._input_packs) >= INPUT_PACKS:
-                self._input_packs.popitem(last=False)
-        self._input_packs[width] = packed
-        return packed
+        """The input conv for latents ``width`` frames long (a padded width): plain the first
+        time, then packed for it, shared with the widths it packs alike for."""
+        return self._input_packs.plan(
+            width, lambda steps: pack_conv1d(*self._input_weights, self.dtype, self._padding, 1, steps)
+        )
 
 
 def padded_width(width: int, window: int) -> int:

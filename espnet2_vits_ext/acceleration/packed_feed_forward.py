@@ -9,10 +9,9 @@ both convs run on it as it is, with the ReLU fused into the first: on joe-medium
 (635 tokens, 192 -> 768 -> 192, kernel 3; AVX512-BF16 EPYC, 2 threads) 10.0 -> 5.9 ms a block.
 Sentence lengths change from call to call: the tokens are zero-padded to the width grid of
 :func:`~espnet2_vits_ext.acceleration.packed_conv.grid_width` (the first conv's output zeroed
-again there), so that oneDNN's kernels are reused, and the weights stay plain until a width
-repeats (:meth:`~espnet2_vits_ext.acceleration.packed_conv.PackedPlanCache.plan_for_width`):
-on joe's encoder over 13 new lengths plain weights took 449-473 ms against 533-548 ms
-repacking for each, and as long as packed ones on repeats.
+again there), so that oneDNN's kernels are reused; the weights are plain for a grid width
+met once, then packed for it, shared with the widths they pack alike for
+(:meth:`~espnet2_vits_ext.acceleration.packed_conv.PackedPlanCache.plan_for_width`).
 
 Float32 only, and so not under autocast: the text encoder sets the durations, which must
 not move with the precision of the decoder.
@@ -44,8 +43,8 @@ def applies(first: nn.Conv1d, x: torch.Tensor) -> bool:
 
 def forward(owner: PackedPlanCache, first: nn.Conv1d, second: nn.Conv1d, x: torch.Tensor,
             mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``second(relu(first(x)))`` over time, on oneDNN weights cached on ``owner`` (plain, or
-    packed for the padded width once it repeats).
+    """``second(relu(first(x)))`` over time, on oneDNN weights cached on ``owner`` (plain the
+    first time a padded width comes, then packed for it).
 
     Args:
         owner: The feed-forward module that holds ``first`` and ``second``.

@@ -18,9 +18,9 @@ A sentence of a new length would make oneDNN build kernels for its width (~10 ms
 the latent is zero-padded to a width on the grid of
 :func:`~espnet2_vits_ext.acceleration.packed_conv.grid_width`, and the WaveNets' signal past
 the end is zeroed again after each conv that writes it (what the signal's own zero padding
-gives the kernel-5 convs to read). Weights are packed for a width only once a few calls in
-a row have had it (:meth:`~espnet2_vits_ext.acceleration.packed_conv.PackedPlanCache.plan_for_width`);
-a stream of new lengths runs on plain weights.
+gives the kernel-5 convs to read). The weights are plain for a grid width met once, then
+packed for it, shared with the widths they pack alike for
+(:meth:`~espnet2_vits_ext.acceleration.packed_conv.PackedPlanCache.plan_for_width`).
 
 In float32 the result matches the plain path to rounding (~1e-6). In bfloat16 the WaveNets
 run in bfloat16 (accumulating in float32) while the latent itself stays float32, as under
