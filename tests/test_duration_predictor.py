@@ -233,6 +233,21 @@ def test_dds_conv_matches_espnet_in_training_mode(float64):
     torch.testing.assert_close(ours(x, mask, g=g), expected, **TIGHT)  # same dropout draws
 
 
+def test_dds_conv_inference_path_is_the_training_path_without_dropout(float64):
+    """Eval mode runs the layers time-major, the depth-wise convs as shifted multiply-adds: the
+    same numbers as the (B, C, T) path that training runs (here without dropout), padding
+    included. Under tracing (ONNX export) the (B, C, T) path runs: a conv node per depth-wise conv."""
+    dds = perturb_(DilatedDepthSeparableConv(8, 3, layers=3, dropout_rate=0.0), 0.3)
+    x, mask, _, _ = batch(8)
+    g = torch.randn(3, 8, 1)
+    inference = dds.eval()(x, mask, g=g)
+    torch.testing.assert_close(inference, dds.train()(x, mask, g=g), **TIGHT)
+    assert torch.equal(inference * mask, inference)  # padding stays zero
+    traced = torch.jit.trace(dds.eval(), (x, mask))
+    assert sum(node.kind() == "aten::_convolution" for node in traced.inlined_graph.nodes()) == len(dds.convs)
+    torch.testing.assert_close(traced(x, mask), dds(x, mask), **TIGHT)
+
+
 # ---------------------------------------------------------------- predictor
 
 

@@ -11,7 +11,8 @@ Parameters and ``state_dict`` keys are those of ESPnet's ``DilatedDepthSeparable
 (``espnet2/gan_tts/vits/flow.py``). ESPnet builds each layer as an ``nn.Sequential`` with a
 ``Transpose`` module around each layer norm; here the normalisation, the 1x1 convolution
 (as a matrix product) and the activations all run channels-last, which saves the
-transposed copies of the channels-first layout.
+transposed copies of the channels-first layout. In inference (eval mode: no dropout) the
+whole stack runs time-major, the depth-wise convolutions as shifted multiply-adds.
 """
 
 from typing import Optional
@@ -69,6 +70,26 @@ class _SeparableConvLayer(torch.nn.Module):
         # Dropout on the (B, C, T) view, as in ESPnet, so a seed drops the same elements.
         return F.dropout(y, self.dropout_rate, self.training)
 
+    def time_major(self, y: torch.Tensor) -> torch.Tensor:
+        """The branch without dropout (inference) on ``y`` (B, T, C), contiguous: (B, T, C).
+
+        The depth-wise conv is one multiply-add per tap of ``y`` shifted by the dilation,
+        channels innermost, as the layer norms and the 1x1 conv read them: no transposed
+        copies, and no oneDNN depth-wise kernel, which is built anew for every sentence width.
+        """
+        conv = self.depthwise_conv
+        steps, dilation, taps = y.size(1), conv.dilation[0], conv.kernel_size[0]
+        reach = dilation * (taps - 1) // 2
+        padded = F.pad(y, (0, 0, reach, reach))  # zeros before and after in time
+        weight = conv.weight[:, 0]  # (C, K)
+        h = torch.addcmul(conv.bias, padded[:, :steps], weight[:, 0])
+        for tap in range(1, taps):
+            h.addcmul_(padded[:, tap * dilation:tap * dilation + steps], weight[:, tap])
+        h = F.gelu(self.depthwise_norm(h))
+        pointwise = self.pointwise_conv
+        h = F.linear(h, pointwise.weight.squeeze(-1), pointwise.bias)
+        return F.gelu(self.pointwise_norm(h))
+
 
 class DilatedDepthSeparableConv(torch.nn.Module):
     """Stack of dilated depth-separable residual layers (DDSConv, VITS Figure 5c)."""
@@ -112,7 +133,16 @@ class DilatedDepthSeparableConv(torch.nn.Module):
         """
         if g is not None:
             x = x + g
+        # Under ONNX export tracing the (B, C, T) path too, so that the exported graph keeps a
+        # Conv node per depth-wise conv (ONNX Runtime's kernel), not slices and multiply-adds.
+        if self.training or torch.jit.is_tracing():
+            for layer in self.convs:
+                # Masking the branch input keeps padded frames out of the convolution's context.
+                x = x + layer(x * x_mask)
+            return x * x_mask
+        # Inference: time-major throughout (on joe-medium's duration predictor, 104-640
+        # tokens, 10-20% faster than the layers' (B, C, T) path).
+        x, mask = x.transpose(1, 2).contiguous(), x_mask.transpose(1, 2)  # (B, T, C), (B, T, 1)
         for layer in self.convs:
-            # Masking the branch input keeps padded frames out of the convolution's context.
-            x = x + layer(x * x_mask)
-        return x * x_mask
+            x = x + layer.time_major(x * mask)
+        return (x * mask).transpose(1, 2)
