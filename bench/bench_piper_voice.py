@@ -7,7 +7,7 @@ it. Ours: the voice imported into ``fast_vits`` by ``python -m espnet2_vits_ext.
 phoneme ids (Piper's own phonemizer: espeak-ng through ``piper.voice``). Both with noise off
 (noise scales 0: the output is deterministic, so ours can be checked sample for sample against
 ORT's) and length scale 1; ORT also with Piper's default scales (0.667 / 1 / 0.8), which cost the
-same work plus the noise draws.
+same work plus the noise draws, and ORT on our own export of the imported voice (``export_piper``).
 
 Timing mode (default): every variant in this process, repeats interleaved (each after a pause,
 :data:`SETTLE_S`), medians after warm-up;
@@ -46,7 +46,9 @@ LONG_SENTENCE = (
     "carrying a lantern, a notebook and a flask of tea, to watch the fishing boats return across the grey "
     "water while gulls circled overhead and the wind carried the smell of salt and rain toward the town"
 )
-VARIANTS = ("ort-fp32", "ort-fp32-default-noise", "ours-fp32", "ours-bf16")
+# ort-fp32-our-export: ONNX Runtime on our own export of the imported voice (export_piper), the
+# ONNX Runtime path of our own that issue 14 asked about.
+VARIANTS = ("ort-fp32", "ort-fp32-default-noise", "ort-fp32-our-export", "ours-fp32", "ours-bf16")
 NOISE_OFF = (0.0, 1.0, 0.0)  # noise_scale, length_scale, noise_w as Piper's scales input
 # Idle seconds before every timed call. ONNX Runtime's worker threads spin-wait after a run (its
 # default, which Piper keeps) and hold the two cores for 10-100 ms: right after an ORT run, our
@@ -79,14 +81,26 @@ def piper_default_scales() -> tuple:
     return (config["noise_scale"], config["length_scale"], config["noise_w"])
 
 
-def ort_session(threads: int):
-    """An ONNX Runtime session on the original ``.onnx``, as Piper opens it."""
+def ort_session(threads: int, onnx_path: Path = VOICE_ONNX):
+    """An ONNX Runtime session on ``onnx_path`` (the original ``.onnx``), as Piper opens it."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(str(VOICE_ONNX), sess_options=options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def our_export(voice_zip: Path) -> Path:
+    """Our Piper export of the imported voice (``export_piper`` beside ``voice_zip``, in a child
+    process), made if missing."""
+    out_dir = voice_zip.parent / "our_export"
+    onnx_path = out_dir / f"{voice_zip.stem}.onnx"
+    if not onnx_path.exists():
+        imported_zip(voice_zip)
+        subprocess.run([sys.executable, "-m", "espnet2_vits_ext.bin.export_piper", str(voice_zip), str(out_dir)],
+                       check=True, cwd=REPO)
+    return onnx_path
 
 
 def ort_synthesizer(threads: int, ids: list, scales: tuple, session=None):
@@ -101,12 +115,18 @@ def ort_synthesizer(threads: int, ids: list, scales: tuple, session=None):
     return lambda: session.run(None, feeds)[0].reshape(-1)
 
 
-def imported_voice(voice_zip: Path):
-    """Our ``FastVITS`` of the voice, imported into ``voice_zip`` first if it is missing."""
+def imported_zip(voice_zip: Path) -> Path:
+    """``voice_zip``, the voice imported into it by ``import_piper`` (in a child process) if missing."""
     if not voice_zip.exists():
         voice_zip.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "espnet2_vits_ext.bin.import_piper", str(VOICE_ONNX),
                         str(voice_zip)], check=True, cwd=REPO)
+    return voice_zip
+
+
+def imported_voice(voice_zip: Path):
+    """Our ``FastVITS`` of the voice, imported into ``voice_zip`` first if it is missing."""
+    imported_zip(voice_zip)
     from espnet2.bin.tts_inference import Text2Speech
     from espnet_model_zoo.downloader import ModelDownloader
     import tempfile
@@ -149,7 +169,10 @@ def ours_first_audio_s(model, ids: list, precision: str) -> float:
 def steps_of(args, ids: list, variants) -> tuple:
     steps, model = {}, None
     for variant in variants:
-        if variant.startswith("ort"):
+        if variant == "ort-fp32-our-export":
+            session = ort_session(args.threads, our_export(args.voice_zip))
+            steps[variant] = ort_synthesizer(args.threads, ids, NOISE_OFF, session)
+        elif variant.startswith("ort"):
             scales = piper_default_scales() if variant.endswith("default-noise") else NOISE_OFF
             steps[variant] = ort_synthesizer(args.threads, ids, scales)
         else:
@@ -179,6 +202,10 @@ def measure_time(args, ids: list) -> dict:
             if f"ours-{precision}" in steps:
                 latencies = [ours_first_audio_s(model, ids, precision) for _ in range(args.repeats)]
                 result["first_audio_s"][f"ours-{precision}-streaming"] = float(np.median(latencies))
+        if "ort-fp32-our-export" in waves and "ort-fp32" in waves:
+            ours, ort = waves["ort-fp32-our-export"], waves["ort-fp32"]
+            frames = min(len(ours), len(ort))
+            result["max_abs_diff_our_export_vs_ort"] = float(np.abs(ours[:frames] - ort[:frames]).max())
         if "ours-fp32" in waves and "ort-fp32" in waves:
             ours, ort = waves["ours-fp32"], waves["ort-fp32"]
             result["samples"] = dict(ours=len(ours), ort=len(ort))

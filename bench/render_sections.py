@@ -51,7 +51,7 @@ def piper_voice_section(voice: dict, memory: dict, streaming: Optional[dict]) ->
              "| variant | RTF (median) | min - max s | speed-up vs ORT fp32 | first audio s | peak RSS MiB (model) |",
              "|---|---|---|---|---|---|"]
     first = voice.get("first_audio_s", {})
-    for variant in ("ort-fp32", "ort-fp32-default-noise", "ours-fp32", "ours-bf16"):
+    for variant in ("ort-fp32", "ort-fp32-default-noise", "ort-fp32-our-export", "ours-fp32", "ours-bf16"):
         if variant not in voice:
             continue
         figures, mem = voice[variant], memory.get(variant)
@@ -60,7 +60,11 @@ def piper_voice_section(voice: dict, memory: dict, streaming: Optional[dict]) ->
         mem_text = f"{_fmt(mem['peak_rss_mib'], 0)} ({_fmt(mem['model_rss_mib'], 0)})" if mem else "-"
         lines.append(f"| {variant} | {_fmt(figures['rtf'])} | {_fmt(figures['min_s'], 2)} - {_fmt(figures['max_s'], 2)} "
                      f"| {_fmt(voice['speedup_over_ort_fp32'][variant], 2)}x | {latency_text} | {mem_text} |")
-    lines += ["", "`ort-fp32-default-noise`: Piper's default scales (0.667, 1, 0.8). Ours fp32 against ORT's waveform: "
+    lines += ["", "`ort-fp32-default-noise`: Piper's default scales (0.667, 1, 0.8)."
+              + (" `ort-fp32-our-export`: ONNX Runtime on our own export of the imported voice (`export_piper`), "
+                 "an ONNX Runtime path of ours (largest sample difference from the original's waveform "
+                 f"{voice.get('max_abs_diff_our_export_vs_ort', float('nan')):.1e})." if "ort-fp32-our-export" in voice else "")
+              + " Ours fp32 against ORT's waveform: "
               f"largest sample difference {voice.get('max_abs_diff_ours_fp32_vs_ort', float('nan')):.1e}, lengths "
               f"{voice.get('samples', {}).get('ours', '?')} / {voice.get('samples', {}).get('ort', '?')} samples.", ""]
     if "new_lengths" in voice:

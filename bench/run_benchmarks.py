@@ -92,7 +92,7 @@ def run_all(args) -> dict:
         results["piper_voice"] = stage("piper_voice", "bench_piper_voice.py", repeats["piper_voice"])[0]
         results["piper_voice_memory"] = {
             variant: stage("piper_voice", "bench_piper_voice.py", ["--memory", variant])[0]
-            for variant in ("ort-fp32", "ours-fp32", "ours-bf16")
+            for variant in ("ort-fp32", "ort-fp32-our-export", "ours-fp32", "ours-bf16")
             if variant.split("-")[1] in precisions_here()
         }
     if "streaming" in args.only:
@@ -132,8 +132,9 @@ NOTES = [
     "share of the time.",
     "- Synthesis, measured and left out (section 7): an int8 decoder (oneDNN's int8 kernels are 2x bf16's, "
     "but per-tensor int8 activations take the voice about as far from fp32 as another sampling noise) and "
-    "`torch.compile` (slower than the packed decoder in fp32 and bf16). Not tried: an ONNX Runtime path of "
-    "our own (ONNX Runtime on Piper's own graph is the peer of section 5); cache-blocking across layers "
+    "`torch.compile` (slower than the packed decoder in fp32 and bf16); an ONNX Runtime path of our own "
+    "(ONNX Runtime on our export of the imported voice, section 5's `ort-fp32-our-export`, runs as fast as on "
+    "Piper's own graph, slower than ours fp32). Not tried: cache-blocking across layers "
     "(depth-first over time chunks with halos; in a development profile the convolutions ran at ~90% of the bf16 peak in "
     "the wide stages, and the elementwise work left between them was ~5% of the decoder).",
     "- Training: the benchmark found that a seeded step did not give ESPnet's losses (text encoder: ESPnet "
